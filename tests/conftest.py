@@ -1,0 +1,62 @@
+"""Shared test fixtures.
+
+* ``XREC_DATA`` defaults to ``../shared/data`` beside the repository (what CI has); tests
+  that need the real files are skipped with a reason only when that folder is absent.
+* Every test writes into its own temporary folder (``tmp_path``); records go to a temporary
+  ``XREC_RESULTS`` so the committed ``results/`` is never touched by a test run.
+* ``smoke_run(paper)`` executes a paper notebook at ``smoke`` scale once per test session
+  and returns its run records, so notebook tests and the site test share one execution.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+
+os.environ.setdefault("XREC_DATA", str(SHARED_DATA))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ["XREC_DATA"])
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} not present (set XREC_DATA)")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _isolated_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("XREC_RESULTS", str(tmp_path / "results"))
+
+
+@pytest.fixture(scope="session")
+def smoke_outputs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("smoke")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_outputs, data_dir):
+    """Factory: ``smoke_run("mt")`` -> RunResult of the paper notebook at smoke scale (cached)."""
+    from xrec_core.runner import run_paper
+
+    cache: dict[str, object] = {}
+
+    def run(paper: str):
+        if paper not in cache:
+            cache[paper] = run_paper(paper, "smoke", {"n_threads": 1}, output_dir=smoke_outputs / "notebooks",
+                                     results_dir=smoke_outputs / "results", data_dir=data_dir, progress=False)
+        return cache[paper]
+
+    return run

@@ -1,0 +1,55 @@
+"""Device choice and seeding, shared by every chapter."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+
+
+def pick_device(requested: str = "auto") -> "torch.device":  # noqa: F821 - torch imported lazily
+    """Return ``cuda`` when available (or requested), else ``cpu``.
+
+    Parameters
+    ----------
+    requested : {"auto", "cpu", "cuda", "cuda:N"}
+        ``auto`` picks CUDA when present. Asking for CUDA on a machine without it is an error,
+        not a silent fallback.
+    """
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={requested!r} was requested but CUDA is not available here; use 'cpu' or 'auto'.")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ValueError(f"Unknown device {requested!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'.")
+    return torch.device(requested)
+
+
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch; on CPU a rerun with the same seed gives the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import torch
+    except ImportError:  # numpy-only chapters work without torch
+        return
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if torch.backends.cudnn.is_available():
+            torch.backends.cudnn.benchmark = False
+
+
+def set_threads(n_threads: int | None) -> None:
+    """Limit torch's intra-op threads (``None`` or 0 leaves the default)."""
+    if not n_threads:
+        return
+    import torch
+
+    torch.set_num_threads(int(n_threads))

@@ -1,0 +1,1 @@
+"""Metrics: rating error, top-k ranking and generated-text quality."""

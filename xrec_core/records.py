@@ -1,0 +1,348 @@
+"""Run records, atomic writes and resumable units of work.
+
+Every number the book shows comes from a JSON *run record* written here: the config,
+seed, data checksums, code version, package versions, hardware, wall time, metric rows,
+curves and claims of one run. Records and checkpoints are written atomically (temporary
+file + ``os.replace``), so an interrupted run never leaves a half-written file, and
+:class:`UnitStore` keeps one file per finished unit of work (a fold, a model, a seed) so
+that a rerun resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .paths import REPO_ROOT, results_root
+
+RECORD_SCHEMA_VERSION = 1
+_TRACKED_PACKAGES = (
+    "numpy", "scipy", "pandas", "torch", "scikit-learn", "gensim", "sacrebleu", "rouge-score",
+    "pycocoevalcap", "papermill", "matplotlib", "seaborn", "cornac",
+)
+
+
+# --------------------------------------------------------------------------- atomic I/O
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=False, default=_json_default, allow_nan=True)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, to_json(obj) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` through a temporary file, so an interrupted save never corrupts a checkpoint."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- environment capture
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_version() -> dict[str, Any]:
+    """Git commit of the code that ran, and whether the work tree had uncommitted changes."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    from . import __version__
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "xrec_core", "notebooks")
+    return {"package": __version__, "git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+
+
+def package_versions(names: Iterable[str] = _TRACKED_PACKAGES) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+            info["gpu_count"] = torch.cuda.device_count()
+    except ImportError:
+        pass
+    return info
+
+
+# --------------------------------------------------------------------------- metric rows
+@dataclass
+class MetricRow:
+    """One reported number: the mean over ``values`` (folds/seeds) with its spread.
+
+    ``table`` names the paper's table or figure (``"Table 2"``), ``dataset`` the data we ran on,
+    ``compare_to`` the paper dataset it is compared with (equal to ``dataset`` when we ran on
+    exactly the paper's data, a different name for a stand-in, ``None`` when the paper has no
+    such number, e.g. a baseline the paper left out).
+    """
+
+    table: str
+    dataset: str
+    model: str
+    metric: str
+    value: float
+    std: float | None = None
+    n: int = 1
+    values: list[float] = field(default_factory=list)
+    compare_to: str | None = None
+    higher_is_better: bool | None = None
+
+    @classmethod
+    def from_values(cls, table: str, dataset: str, model: str, metric: str, values: Iterable[float], **kwargs: Any) -> "MetricRow":
+        vals = [float(v) for v in values]
+        if not vals:
+            raise ValueError(f"No values for {model}/{metric}")
+        arr = np.asarray(vals, dtype=float)
+        std = float(arr.std(ddof=1)) if len(arr) > 1 else None
+        return cls(table=table, dataset=dataset, model=model, metric=metric, value=float(arr.mean()), std=std, n=len(arr), values=vals, **kwargs)
+
+
+@dataclass
+class Claim:
+    """A qualitative claim of a paper, checked on our numbers (e.g. "SEMAX has the lowest RMSE")."""
+
+    claim: str
+    source: str
+    holds: bool | None
+    evidence: str = ""
+    dataset: str = ""
+
+
+# --------------------------------------------------------------------------- run recorder
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
+
+
+class RunRecorder:
+    """Collects what a run produces and writes its record atomically.
+
+    Examples
+    --------
+    >>> rec = RunRecorder("mt", config=cfg, scale="smoke", dataset="amazon2014-instruments", seed=1)  # doctest: +SKIP
+    >>> rec.add_data_files([path_to_json_gz])                                                        # doctest: +SKIP
+    >>> rec.add_metric(MetricRow.from_values("Table 2", "amazon2014-instruments", "MT-P", "MSE", fold_mses))  # doctest: +SKIP
+    >>> path = rec.finish()                                                                          # doctest: +SKIP
+    """
+
+    def __init__(self, paper: str, *, config: Any, scale: str, dataset: str, seed: int,
+                 results_dir: str | os.PathLike | None = None, name: str | None = None) -> None:
+        self.paper = paper
+        self.scale = scale
+        self.dataset = dataset
+        self.seed = int(seed)
+        self.config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        self.results_dir = results_root(results_dir) / _slug(paper)
+        self.name = name or f"{_slug(paper)}__{_slug(scale)}__{_slug(dataset)}__seed{self.seed}"
+        self.started_at = _dt.datetime.now(_dt.timezone.utc)
+        self._t0 = time.perf_counter()
+        self.metrics: list[MetricRow] = []
+        self.curves: dict[str, Any] = {}
+        self.claims: list[Claim] = []
+        self.tables: dict[str, Any] = {}
+        self.artifacts: dict[str, str] = {}
+        self.data_files: dict[str, str] = {}
+        self.notes: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    # -- collection
+    def add_data_files(self, paths: Iterable[str | os.PathLike]) -> None:
+        for p in paths:
+            p = Path(p)
+            self.data_files[p.name if not p.parent.name else f"{p.parent.name}/{p.name}"] = sha256_file(p)
+
+    def add_metric(self, row: MetricRow) -> None:
+        self.metrics.append(row)
+
+    def add_metrics(self, rows: Iterable[MetricRow]) -> None:
+        self.metrics.extend(rows)
+
+    def add_curve(self, name: str, data: Mapping[str, Any]) -> None:
+        """Store a curve (e.g. ``{"x": [...], "y": [...], "label": ...}``) that a figure is drawn from."""
+        self.curves[name] = dict(data)
+
+    def add_table(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Store a small table of non-metric results (examples of generated text, top features ...)."""
+        self.tables[name] = rows
+
+    def add_claim(self, claim: Claim) -> None:
+        self.claims.append(claim)
+
+    def add_artifact(self, name: str, path: str | os.PathLike) -> None:
+        self.artifacts[name] = str(path)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    # -- output
+    @property
+    def path(self) -> Path:
+        return self.results_dir / f"{self.name}.json"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "schema": RECORD_SCHEMA_VERSION,
+            "paper": self.paper,
+            "scale": self.scale,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "config": self.config,
+            "data_files": self.data_files,
+            "code_version": code_version(),
+            "packages": package_versions(),
+            "hardware": hardware(),
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "wall_time_s": round(time.perf_counter() - self._t0, 3),
+            "timings_s": self.timings,
+            "metrics": [dataclasses.asdict(m) for m in self.metrics],
+            "claims": [dataclasses.asdict(c) for c in self.claims],
+            "curves": self.curves,
+            "tables": self.tables,
+            "artifacts": self.artifacts,
+            "notes": self.notes,
+        }
+
+    def finish(self) -> Path:
+        """Validate and write the record atomically; return its path."""
+        for m in self.metrics:
+            if not isinstance(m.value, (int, float)) or (isinstance(m.value, float) and math.isnan(m.value)):
+                raise ValueError(f"Metric {m.model}/{m.metric} has no finite value: {m.value!r}")
+        return atomic_write_json(self.path, self.as_dict())
+
+
+def load_records(root: str | os.PathLike | None = None, paper: str | None = None) -> list[dict[str, Any]]:
+    """Load every run record under ``root`` (default: the results folder), optionally one paper's."""
+    base = results_root(root)
+    pattern = f"{_slug(paper)}/*.json" if paper else "*/*.json"
+    records = []
+    for path in sorted(base.glob(pattern)):
+        with open(path) as handle:
+            rec = json.load(handle)
+        if isinstance(rec, dict) and rec.get("schema") == RECORD_SCHEMA_VERSION:
+            rec["_path"] = str(path)
+            records.append(rec)
+    return records
+
+
+# --------------------------------------------------------------------------- resumable units
+class UnitStore:
+    """One JSON file per finished unit of work, so an interrupted run resumes where it stopped.
+
+    A unit is keyed by a string such as ``"fold3/MT-P"``; :meth:`run` returns the stored result
+    when the unit already finished (with the same config fingerprint), else computes and stores it.
+    Changing the config changes the fingerprint, so stale units are recomputed, never reused.
+    """
+
+    def __init__(self, root: str | os.PathLike, config: Any) -> None:
+        cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        self.fingerprint = hashlib.sha256(to_json(cfg).encode()).hexdigest()[:16]
+        self.root = Path(root) / self.fingerprint
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / f"{_slug(key.replace('/', '__'))}.json"
+
+    def done(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def load(self, key: str) -> Any:
+        with open(self._path(key)) as handle:
+            return json.load(handle)["result"]
+
+    def save(self, key: str, result: Any) -> None:
+        atomic_write_json(self._path(key), {"key": key, "result": result})
+
+    def run(self, key: str, compute: Callable[[], Any]) -> Any:
+        if self.done(key):
+            return self.load(key)
+        result = compute()
+        self.save(key, result)
+        return json.loads(to_json(result))  # the same types a resumed run would see

@@ -1,0 +1,110 @@
+"""Execute a paper notebook with papermill and collect the run records it wrote."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError
+from .papers import Paper, get_paper
+from .paths import REPO_ROOT, results_root
+
+log = logging.getLogger(__name__)
+
+#: parameters every notebook's ``parameters`` cell has.
+COMMON_PARAMETERS = ("dataset", "scale", "seed", "device", "data_dir", "results_dir", "n_threads")
+DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
+
+
+@dataclass
+class RunResult:
+    paper: str
+    notebook: Path
+    records: list[Path] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+    def load_records(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self.records:
+            with open(p) as handle:
+                rec = json.load(handle)
+            rec["_path"] = str(p)
+            out.append(rec)
+        return out
+
+
+def notebook_parameters(paper: Paper) -> dict[str, Any]:
+    """The names and defaults of a notebook's ``parameters`` cell."""
+    import papermill
+
+    params = papermill.inspect_notebook(str(paper.notebook_path))
+    return {name: spec["default"] for name, spec in params.items()}
+
+
+def validate_parameters(paper: Paper, scale: str, params: dict[str, Any]) -> None:
+    """One-line errors for an unknown scale, dataset or parameter name."""
+    valid = notebook_parameters(paper)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)} for {paper.key}; valid: {', '.join(sorted(valid))}")
+    cfg_cls = paper.config_class()
+    if scale not in cfg_cls.SCALES:
+        raise ConfigError(f"Unknown scale {scale!r} for {paper.key}; valid: {', '.join(cfg_cls.SCALES)}")
+    dataset = params.get("dataset")
+    if dataset is not None and cfg_cls.DATASETS and dataset not in cfg_cls.DATASETS:
+        raise ConfigError(f"Unknown dataset {dataset!r} for {paper.key}; valid: {', '.join(cfg_cls.DATASETS)}")
+
+
+def executed_notebook_path(paper: Paper, scale: str, output_dir: Path, dataset: str | None = None) -> Path:
+    suffix = f"__{dataset}" if dataset and dataset != paper.default_dataset else ""
+    return output_dir / scale / f"{paper.key}{suffix}.ipynb"
+
+
+def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = None, *,
+              output_dir: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None,
+              data_dir: str | os.PathLike | None = None, kernel_name: str = "python3",
+              progress: bool = True) -> RunResult:
+    """Execute one paper notebook at ``scale`` and return the executed notebook and its records.
+
+    Parameters
+    ----------
+    name : str
+        Paper key (``mt``, ``semax``, ``gru``, ``mvae``, ``nar``) or notebook path.
+    scale : str
+        One of the paper config's ``SCALES`` (``smoke``, ``full``, ``paper`` ...).
+    params : dict
+        Extra notebook parameters (checked against the notebook's ``parameters`` cell).
+    """
+    import papermill
+
+    paper = get_paper(name)
+    params = dict(params or {})
+    validate_parameters(paper, scale, params)
+    out_dir = Path(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
+    res_dir = results_root(results_dir)
+    injected: dict[str, Any] = {"scale": scale, "results_dir": str(res_dir), **params}
+    if data_dir:
+        injected["data_dir"] = str(Path(data_dir).resolve())
+    out_path = executed_notebook_path(paper, scale, out_dir, params.get("dataset"))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = out_path.with_name(f".{out_path.name}.partial.ipynb")
+    start = time.time()
+    log.info("Executing %s at scale %s -> %s", paper.notebook, scale, out_path)
+    try:
+        papermill.execute_notebook(str(paper.notebook_path), str(tmp_path), parameters=injected,
+                                   kernel_name=kernel_name, progress_bar=progress, cwd=str(paper.notebook_path.parent))
+    except Exception:
+        # keep the partial notebook for debugging next to where the result would be
+        failed = out_path.with_name(f"{out_path.stem}.FAILED.ipynb")
+        if tmp_path.exists():
+            os.replace(tmp_path, failed)
+            log.error("Notebook failed; the partially executed notebook is at %s", failed)
+        raise
+    os.replace(tmp_path, out_path)
+    records = sorted(p for p in (res_dir / paper.key).glob("*.json") if p.stat().st_mtime >= start - 1)
+    return RunResult(paper=paper.key, notebook=out_path, records=records, wall_time_s=time.time() - start)
