@@ -6,6 +6,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import ConfigError
 from .paths import REPO_ROOT
 
 
@@ -54,5 +55,5 @@ def get_paper(name: str) -> Paper:
     """Look a paper up by key (``mt``) or by its notebook path/file name (``notebooks/mt.ipynb``)."""
     key = Path(name).stem if name.endswith(".ipynb") else name
     if key not in PAPERS:
-        raise ValueError(f"Unknown paper or notebook {name!r}; valid: {', '.join(PAPERS)} (or their notebooks)")
+        raise ConfigError(f"Unknown paper or notebook {name!r}; valid: {', '.join(PAPERS)} (or their notebooks)")
     return PAPERS[key]

@@ -1,0 +1,27 @@
+# xrec: two commands do all the set-up (see README.md).
+#   make all    install, execute every paper notebook at SCALE (default smoke), build the site
+#   make test   install the test extras (and headless Chromium for the site test), run the tests
+PYTHON ?= python3
+SCALE ?= smoke
+SHARED_DATA := $(abspath ../shared/data)
+export XREC_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+
+.PHONY: all install install-test test book clean
+
+all: install
+	$(PYTHON) -m xrec_core all --scale $(SCALE)
+
+install:
+	$(PYTHON) -m pip install -q -e ".[test]"
+
+install-test: install
+	bash scripts/install_chromium.sh
+
+test: install-test
+	$(PYTHON) -m pytest -q
+
+book:
+	$(PYTHON) -m xrec_core book --scale $(SCALE)
+
+clean:
+	rm -rf _build outputs

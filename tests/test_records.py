@@ -1,0 +1,134 @@
+"""Run records, atomic writes, resumable units, configs and the paper-number comparison."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xrec_core import records as rec_mod
+from xrec_core.config import ConfigError, ExperimentConfig
+from xrec_core.records import Claim, MetricRow, RunRecorder, UnitStore, atomic_write_json, load_records
+from xrec_core.reference import compare, load_reference, verdict
+
+
+@dataclass
+class ToyConfig(ExperimentConfig):
+    k: int = 10
+    lr: float = 0.01
+    SCALES: ClassVar = {"paper": {}, "smoke": {"k": 2}}
+    DATASETS: ClassVar = ("toy",)
+
+
+def test_metric_row_mean_and_sample_std_match_numpy():
+    vals = [0.81, 0.77, 0.92, 0.85]
+    row = MetricRow.from_values("Table 2", "toy", "M", "MSE", vals)
+    assert row.value == pytest.approx(np.mean(vals))
+    assert row.std == pytest.approx(np.std(vals, ddof=1))
+    assert row.n == 4
+
+
+def test_record_has_provenance_and_is_written_atomically(tmp_path, monkeypatch):
+    data = tmp_path / "d" / "file.txt"
+    data.parent.mkdir()
+    data.write_text("hello")
+    cfg = ToyConfig.from_scale("smoke", dataset="toy", seed=3)
+    r = RunRecorder("toy", config=cfg, scale="smoke", dataset="toy", seed=3, results_dir=tmp_path / "res")
+    r.add_data_files([data])
+    r.add_metric(MetricRow.from_values("Table 1", "toy", "M", "RMSE", [1.0, 2.0], compare_to="toy"))
+    r.add_claim(Claim("M beats N", "Table 1", True, "1.5 < 2"))
+    r.add_curve("loss", {"x": [0, 1], "y": [2.0, 1.0]})
+    path = r.finish()
+    saved = json.loads(path.read_text())
+    assert saved["config"]["k"] == 2 and saved["seed"] == 3
+    assert saved["data_files"] == {"d/file.txt": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}
+    for key in ("code_version", "packages", "hardware", "wall_time_s", "started_at"):
+        assert key in saved
+    assert saved["packages"]["numpy"] == np.__version__
+    assert not list(path.parent.glob(".*.tmp"))
+    assert [x["paper"] for x in load_records(tmp_path / "res")] == ["toy"]
+
+
+def test_atomic_write_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    atomic_write_json(target, {"v": 1})
+
+    def boom(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rec_mod.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_json(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_record_refuses_nan_metric(tmp_path):
+    r = RunRecorder("toy", config={"a": 1}, scale="smoke", dataset="toy", seed=0, results_dir=tmp_path)
+    r.add_metric(MetricRow("T", "toy", "M", "MSE", float("nan")))
+    with pytest.raises(ValueError, match="no finite value"):
+        r.finish()
+
+
+def test_unit_store_resumes_and_invalidates_on_config_change(tmp_path):
+    calls = []
+
+    def work():
+        calls.append(1)
+        return {"mse": 0.5}
+
+    store = UnitStore(tmp_path, {"k": 1})
+    assert store.run("fold0/MF", work) == {"mse": 0.5}
+    assert UnitStore(tmp_path, {"k": 1}).run("fold0/MF", work) == {"mse": 0.5}
+    assert len(calls) == 1  # resumed, not recomputed
+    UnitStore(tmp_path, {"k": 2}).run("fold0/MF", work)
+    assert len(calls) == 2  # a different config never reuses a stale unit
+
+
+def test_config_validation_lists_valid_names():
+    assert ToyConfig.from_scale("smoke", dataset="toy").k == 2
+    with pytest.raises(ConfigError, match="valid: paper, smoke"):
+        ToyConfig.from_scale("huge", dataset="toy")
+    with pytest.raises(ConfigError, match=r"Unknown parameter\(s\) kk .*valid: .*k, lr"):
+        ToyConfig.from_scale("smoke", dataset="toy", kk=3)
+    with pytest.raises(ConfigError, match="Unknown dataset 'nope'.*valid: toy"):
+        ToyConfig.from_scale("smoke", dataset="nope")
+
+
+@pytest.mark.parametrize(
+    "ours,std,paper,same,scale,expected",
+    [
+        (1.02, 0.01, 1.00, True, "full", "reproduced"),      # within 5 %
+        (1.10, 0.06, 1.00, True, "full", "reproduced"),      # within 2 std
+        (1.10, 0.01, 1.00, True, "full", "partly"),
+        (1.30, 0.01, 1.00, True, "full", "not reproduced"),
+        (1.00, 0.01, 1.00, False, "full", "not testable here"),
+        (1.00, 0.01, 1.00, True, "smoke", "smoke scale (not a reproduction)"),
+    ],
+)
+def test_verdict_rules(ours, std, paper, same, scale, expected):
+    assert verdict(ours, std, paper, same_data=same, scale=scale, metric="MSE") == expected
+
+
+def test_compare_joins_on_paper_dataset_and_computes_gap():
+    ref = pd.DataFrame([{"paper": "toy", "table": "Table 2", "dataset": "Yelp", "model": "M", "metric": "MSE", "value": 1.2, "note": ""}])
+    record = {"paper": "toy", "scale": "full", "seed": 0, "metrics": [
+        {"table": "Table 2", "dataset": "Yelp", "model": "M", "metric": "MSE", "value": 1.25, "std": 0.01, "n": 10, "compare_to": "Yelp"},
+        {"table": "Table 2", "dataset": "Beauty", "model": "M", "metric": "MSE", "value": 0.9, "std": 0.01, "n": 10, "compare_to": "Yelp"},
+        {"table": "Table 2", "dataset": "Yelp", "model": "Mean", "metric": "MSE", "value": 1.5, "std": 0.01, "n": 10, "compare_to": None},
+    ]}
+    df = compare([record], ref)
+    assert df["gap"].iloc[0] == pytest.approx(0.05)
+    assert list(df["verdict"]) == ["reproduced", "not testable here", "no paper number"]
+
+
+def test_reference_file_is_well_formed():
+    ref = load_reference()
+    assert set(ref.columns) >= {"paper", "table", "dataset", "model", "metric", "value", "note"}
+    assert ref["paper"].isin(["mt", "semax", "gru", "mvae", "nar"]).all()
+    # a missing number must say why
+    assert (ref["value"].notna() | (ref["note"].str.len() > 0)).all()

@@ -1,0 +1,174 @@
+"""Command-line entry point: ``xrec`` or ``python -m xrec_core``.
+
+Commands
+--------
+``run PAPER|NOTEBOOK|all --scale smoke -p key=value``
+    Execute paper notebooks with papermill; writes the executed notebook and the run record.
+``data status [--verify]``
+    Which datasets are present under the data folder, with checksums and where to get the rest.
+``book [--scale smoke]``
+    Build the Jupyter Book site from executed notebooks and the run records (no training).
+``all [--scale smoke]``
+    ``run all`` then ``book``: the README's main job.
+``scorecard``
+    Print the reproduction scorecard of the committed records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError
+from .paths import DataRootNotSet
+from .papers import PAPERS
+
+log = logging.getLogger("xrec")
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, python value); values that are not literals stay strings."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"Parameter {text!r} is not key=value")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.strip(), value
+
+
+def _papers(name: str) -> list[str]:
+    return list(PAPERS) if name == "all" else [name]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_paper
+
+    params = dict(parse_param(p) for p in args.param)
+    for key in _papers(args.paper):
+        result = run_paper(key, args.scale, params, output_dir=args.output_dir, results_dir=args.results_dir,
+                           data_dir=args.data_dir)
+        print(f"{result.paper}: executed notebook {result.notebook} ({result.wall_time_s:.0f} s)")
+        for rec in result.records:
+            print(f"  record {rec}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data.registry import status
+
+    table = status(args.data_dir, verify=args.verify)
+    with _wide_pandas():
+        print(table.to_string(index=False))
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    site = build_book(scale=args.scale, notebooks_dir=args.notebooks_dir, results_dirs=args.results_dir,
+                      out_dir=args.out_dir, data_dir=args.data_dir)
+    print(f"Site built: {site / 'index.html'}")
+    return 0
+
+
+def cmd_all(args: argparse.Namespace) -> int:
+    args.paper, args.param = "all", args.param or []
+    cmd_run(args)
+    args.notebooks_dir = None
+    args.results_dir = [args.results_dir] if args.results_dir else None
+    return cmd_book(args)
+
+
+def cmd_scorecard(args: argparse.Namespace) -> int:
+    from .records import load_records
+    from .report import scorecard
+
+    records = [r for d in (args.results_dir or [None]) for r in load_records(d)]
+    card = scorecard(records)
+    with _wide_pandas():
+        print(card.drop(columns=["rel_gap", "seed", "record"], errors="ignore").to_string(index=False) if not card.empty
+              else "no records")
+    return 0
+
+
+class _wide_pandas:
+    def __enter__(self):
+        import pandas as pd
+
+        self._ctx = pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xrec", description="xrec: a reproducibility book for explainable recommendation")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", default=None, help="data folder (default: $XREC_DATA)")
+
+    run = sub.add_parser("run", help="execute paper notebook(s) with papermill")
+    run.add_argument("paper", help=f"paper key ({', '.join(PAPERS)}), a notebook path, or 'all'")
+    run.add_argument("--scale", default="smoke", help="smoke | full | paper (see each paper's config)")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="notebook parameter")
+    run.add_argument("--output-dir", default=None, help="where executed notebooks go (default: outputs/)")
+    run.add_argument("--results-dir", default=None, help="where run records go (default: $XREC_RESULTS or results/)")
+    common(run)
+    run.set_defaults(func=cmd_run)
+
+    data = sub.add_parser("data", help="dataset tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    st = data_sub.add_parser("status", help="which datasets are present, with checksums")
+    st.add_argument("--verify", action="store_true", help="hash every present file against its expected SHA-256")
+    common(st)
+    st.set_defaults(func=cmd_data)
+
+    book = sub.add_parser("book", help="build the Jupyter Book site (no training)")
+    book.add_argument("--scale", default="smoke", help="scale of the executed notebooks to publish")
+    book.add_argument("--notebooks-dir", default=None, help="folder of executed notebooks (default: outputs/<scale>)")
+    book.add_argument("--results-dir", action="append", default=None, help="record folder(s) (default: results/)")
+    book.add_argument("--out-dir", default=None, help="build folder (default: _build/)")
+    common(book)
+    book.set_defaults(func=cmd_book)
+
+    everything = sub.add_parser("all", help="run every paper notebook, then build the book")
+    everything.add_argument("--scale", default="smoke")
+    everything.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
+    everything.add_argument("--output-dir", default=None)
+    everything.add_argument("--results-dir", default=None)
+    everything.add_argument("--out-dir", default=None)
+    common(everything)
+    everything.set_defaults(func=cmd_all)
+
+    card = sub.add_parser("scorecard", help="print the reproduction scorecard")
+    card.add_argument("--results-dir", action="append", default=None)
+    card.set_defaults(func=cmd_scorecard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, DataRootNotSet) as exc:
+        print(f"xrec: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # data errors carry their own clear message
+        from .data import CorruptDataError, MissingDataError
+
+        if isinstance(exc, (MissingDataError, CorruptDataError)):
+            print(f"xrec: error: {exc}", file=sys.stderr)
+            return 2
+        raise
