@@ -104,8 +104,19 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return html.escape(str(value))
 
 
-def scorecard_markdown(card: pd.DataFrame) -> str:
-    """Render the scorecard as MyST markdown tables, one section per paper."""
+def claims_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The papers' qualitative claims as checked in each (highest-scale) run."""
+    rows = [
+        {"paper": r["paper"], "dataset": c.get("dataset") or r["dataset"], "scale": r["scale"], "claim": c["claim"],
+         "source": c["source"], "holds": {True: "yes", False: "no", None: "n/a"}[c["holds"]], "evidence": c.get("evidence", "")}
+        for r in _best_scale(r for r in records if r.get("paper") in PAPERS)
+        for c in r.get("claims", [])
+    ]
+    return pd.DataFrame(rows, columns=["paper", "dataset", "scale", "claim", "source", "holds", "evidence"])
+
+
+def scorecard_markdown(card: pd.DataFrame, claims: pd.DataFrame | None = None) -> str:
+    """Render the scorecard as MyST markdown tables, one section per paper (numbers, then claims)."""
     if card.empty:
         return "No run records found under `results/` yet. Run `python -m xrec_core run all --scale smoke`.\n"
     parts = []
@@ -119,6 +130,11 @@ def scorecard_markdown(card: pd.DataFrame) -> str:
         parts.append(f"\n## {paper.title}\n\n*{paper.citation}.* Chapter: {{doc}}`/book/chapters/{key}`\n")
         cols = ["table", "paper_dataset", "dataset", "model", "metric", "paper_value", "ours", "spread", "n", "gap", "verdict", "scale"]
         parts.append(_html_table(sub[cols]))
+        if claims is not None and not claims.empty:
+            sub_claims = claims[claims["paper"] == key]
+            if not sub_claims.empty:
+                parts.append("\n**The paper's claims, checked on our runs**\n")
+                parts.append(_html_table(sub_claims.drop(columns="paper")))
     return "\n".join(parts) + "\n"
 
 

@@ -1,0 +1,54 @@
+"""The command line: one-line errors for bad names, and the run/record plumbing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from xrec_core.cli import main, parse_param
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xrec_core", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_parse_param_types():
+    assert parse_param("seed=3") == ("seed", 3)
+    assert parse_param("lr=1e-3") == ("lr", 0.001)
+    assert parse_param("dataset=amazon2014-instruments") == ("dataset", "amazon2014-instruments")
+
+
+def test_unknown_paper_is_a_one_line_error():
+    proc = _run("run", "nopaper", "--scale", "smoke")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "Unknown paper or notebook 'nopaper'" in err[0] and "mt, semax, gru, mvae, nar" in err[0]
+
+
+def test_unknown_scale_dataset_and_parameter(capsys):
+    assert main(["run", "mt", "--scale", "gigantic"]) == 2
+    assert "Unknown scale 'gigantic'" in capsys.readouterr().err
+    assert main(["run", "nar", "--scale", "smoke", "-p", "dataset=yelp-1999"]) == 2
+    assert "Unknown dataset 'yelp-1999'" in capsys.readouterr().err
+    assert main(["run", "gru", "--scale", "smoke", "-p", "learning_rat=3"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown parameter(s) learning_rat" in err and "seed" in err
+
+
+def test_data_status_lists_every_dataset(data_dir):
+    proc = _run("data", "status", "--data-dir", str(data_dir))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("amazon2014-instruments", "citeulike-t", "mter-cellphones", "yelp2013", "peter-yelp"):
+        assert name in proc.stdout
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("XREC_DATA", raising=False)
+    from xrec_core.paths import DataRootNotSet, data_root
+
+    with pytest.raises(DataRootNotSet, match="XREC_DATA"):
+        data_root()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data_root(tmp_path / "nowhere")
