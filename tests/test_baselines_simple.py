@@ -1,0 +1,85 @@
+"""Simple baselines against closed forms and planted structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from xrec_core.models.rating_baselines import PMF, BiasedMF, GlobalMean, UserItemBias, tune_biased_mf
+from xrec_core.models.ranking_baselines import BPR, MostPop, tune_bpr
+
+
+def _triples(n_users=30, n_items=25, k=3, density=0.5, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    P, Q = rng.normal(size=(n_users, k)), rng.normal(size=(n_items, k))
+    mask = rng.random((n_users, n_items)) < density
+    u, i = np.nonzero(mask)
+    r = 3.0 + (P @ Q.T)[u, i] + noise * rng.normal(size=len(u))
+    return u, i, r, n_users, n_items
+
+
+def test_user_item_bias_converges_to_the_joint_ridge_solution():
+    u, i, r, nu, ni = _triples(seed=1)
+    reg = 2.0
+    model = UserItemBias(reg=reg, n_iter=500).fit(u, i, r, nu, ni)
+    # independent computation: the normal equations of the joint ridge problem in [b_u, b_i]
+    X = np.zeros((len(r), nu + ni))
+    X[np.arange(len(r)), u] = 1
+    X[np.arange(len(r)), nu + i] = 1
+    y = r - r.mean()
+    w = np.linalg.solve(X.T @ X + reg * np.eye(nu + ni), X.T @ y)
+    np.testing.assert_allclose(np.r_[model.bu_, model.bi_], w, atol=1e-6)
+
+
+def test_global_mean():
+    u, i, r, nu, ni = _triples()
+    assert GlobalMean().fit(u, i, r).predict(u[:3], i[:3]) == pytest.approx([r.mean()] * 3)
+
+
+@pytest.mark.parametrize("model", [BiasedMF(k=3, reg=0.01, n_iter=30), PMF(k=4, lambda_u=0.01, lambda_v=0.01, n_iter=40)])
+def test_mf_recovers_a_planted_low_rank_matrix(model):
+    u, i, r, nu, ni = _triples(density=0.7, seed=2)
+    held = np.random.default_rng(0).random(len(r)) < 0.1
+    model.fit(u[~held], i[~held], r[~held], nu, ni)
+    train_mse = np.mean((model.predict(u[~held], i[~held]) - r[~held]) ** 2)
+    test_mse = np.mean((model.predict(u[held], i[held]) - r[held]) ** 2)
+    baseline = np.mean((r[held] - r[~held].mean()) ** 2)
+    assert train_mse < 1e-2
+    assert test_mse < 0.1 * baseline
+
+
+def test_biased_mf_is_deterministic_and_handles_unknown_ids():
+    u, i, r, nu, ni = _triples(noise=0.3)
+    a = BiasedMF(seed=5).fit(u, i, r, nu, ni).predict(u, i)
+    b = BiasedMF(seed=5).fit(u, i, r, nu, ni).predict(u, i)
+    np.testing.assert_array_equal(a, b)
+    m = BiasedMF().fit(u, i, r, nu, ni)
+    assert m.predict(np.array([nu + 5]), np.array([0]))[0] == pytest.approx(m.mu_ + m.bi_[0])
+
+
+def test_tune_biased_mf_picks_the_lowest_validation_error():
+    u, i, r, nu, ni = _triples(noise=0.5, seed=3)
+    cut = len(r) * 4 // 5
+    tuned = tune_biased_mf((u[:cut], i[:cut], r[:cut]), (u[cut:], i[cut:], r[cut:]), grid={"k": [2, 3], "reg": [0.1, 100.0]},
+                           n_users=nu, n_items=ni)
+    assert len(tuned.history) == 4
+    assert tuned.params == min(tuned.history, key=lambda h: h[1])[0]
+
+
+def test_mostpop_counts_and_bpr_ranks_planted_positives_first():
+    rng = np.random.default_rng(0)
+    n_users, n_items = 40, 30
+    # two user groups, each liking its own block of items
+    likes = np.zeros((n_users, n_items))
+    likes[:20, :15] = rng.random((20, 15)) < 0.6
+    likes[20:, 15:] = rng.random((20, 15)) < 0.6
+    X = sp.csr_matrix(likes)
+    np.testing.assert_array_equal(MostPop().fit(X).score(np.array([0]))[0], likes.sum(0))
+    model = BPR(k=8, lr=0.05, reg=1e-3, epochs=60, seed=0).fit(X)
+    s = model.score(np.arange(n_users))
+    own = np.where(np.arange(n_users)[:, None] < 20, s[:, :15].mean(1, keepdims=True), s[:, 15:].mean(1, keepdims=True))
+    other = np.where(np.arange(n_users)[:, None] < 20, s[:, 15:].mean(1, keepdims=True), s[:, :15].mean(1, keepdims=True))
+    assert (own > other).all()
+    tuned = tune_bpr(X, [np.array([j]) for j in range(n_users)], grid=[{"k": 4, "epochs": 5}, {"k": 8, "epochs": 5}], k_eval=5)
+    assert tuned.params in [h[0] for h in tuned.history]
