@@ -12,7 +12,7 @@ import pandas as pd
 PAD, UNK, BOS, EOS, NUM = "<PAD>", "<UNK>", "<BOS>", "<EOS>", "<NUM>"
 SPECIALS = (PAD, UNK, BOS, EOS, NUM)
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]", re.IGNORECASE)
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]", re.IGNORECASE)
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
 
 

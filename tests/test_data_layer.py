@@ -1,0 +1,217 @@
+"""Parsers on hand-written fixtures in the real formats, registry errors, splits, and real-file counts."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xrec_core.data import CorruptDataError, MissingDataError, load_citeulike, load_mter, load_reviews
+from xrec_core.data import registry, splits
+from xrec_core.data.amazon import parse_amazon_json
+from xrec_core.data.citeulike import build_citeulike
+from xrec_core.data.mter import build_mter
+from xrec_core.data.peter import parse_reviews_pickle, restricted_load
+from xrec_core.data.stats import dataset_stats
+from xrec_core.data.text import Vocabulary, documents_by, tokenize
+from xrec_core.data.yelp import parse_tang_ss, parse_yelp_open
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "data"
+
+
+def _gz(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as f, gzip.open(dst, "wb") as g:
+        g.write(f.read())
+    return dst
+
+
+# ----------------------------------------------------------------------------- parsers
+def test_amazon_2014_and_2018_json_lines(tmp_path):
+    df14 = parse_amazon_json(_gz(FIX / "amazon2014_sample.json", tmp_path / "a.json.gz"))
+    assert list(df14.columns) == ["user", "item", "rating", "time", "text", "summary"]
+    assert df14["rating"].tolist() == [5.0, 4.0, 3.0]
+    assert df14["time"].tolist() == [1393545600, 1363392000, 1400000000]
+    assert df14["text"].iloc[2] == "" and df14["summary"].iloc[0] == "good"
+    df18 = parse_amazon_json(_gz(FIX / "amazon2018_sample.json", tmp_path / "b.json.gz"))
+    assert df18["user"].tolist() == ["A31UBHTUUIFJUT", "A2"]
+    assert df18["text"].tolist() == ["Another great gift.", ""]  # missing reviewText is an empty text
+
+
+def test_amazon_corrupt_line_is_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"reviewerID": "x"}\n')
+    with pytest.raises(CorruptDataError, match="line 1"):
+        parse_amazon_json(bad)
+
+
+def test_yelp_tang_ss_and_open_dataset():
+    ss = parse_tang_ss(FIX / "yelp_sample.ss")
+    assert ss["user"].tolist() == ["u1", "u2", "u1"] and ss["rating"].tolist() == [4.0, 2.0, 5.0]
+    assert ss["text"].iloc[0] == "great food . friendly staff ."  # <sssss> joined
+    yo = parse_yelp_open(FIX / "yelp_open_sample.json")
+    assert yo["item"].tolist() == ["B1", "B1"] and yo["time"].iloc[1] < yo["time"].iloc[0]
+
+
+def test_citeulike_t_inverts_tag_item_and_reads_rawtext():
+    d = build_citeulike("citeulike-t", FIX / "citeulike-t", has_item_tag=False, text_file=FIX / "citeulike-t" / "rawtext.dat")
+    assert [x.tolist() for x in d.likes] == [[0, 2, 3], [1], [0, 1, 2, 3]]
+    # tag-item.dat: tag0 -> items 0,3 ; tag1 -> item 1 ; tag2 -> items 0,1,2
+    assert [x.tolist() for x in d.item_tags] == [[0, 2], [1, 2], [2], [0]]
+    assert d.bow.toarray().tolist() == [[2, 1, 0, 0], [0, 0, 3, 0], [1, 0, 0, 1], [0, 4, 0, 0]]
+    assert d.texts[1] == "protein folding"
+    assert d.interactions().sum() == 8 and d.tag_matrix().shape == (4, 3)
+    filtered = build_citeulike("citeulike-t", FIX / "citeulike-t", has_item_tag=False, text_file=None, min_user_likes=2)
+    assert filtered.user_ids.tolist() == [0, 2] and filtered.texts is None
+
+
+def test_citeulike_a_item_tag_and_one_based_raw_data():
+    d = build_citeulike("citeulike-a", FIX / "citeulike-a", has_item_tag=True, text_file=FIX / "citeulike-a" / "raw-data.csv")
+    assert [x.tolist() for x in d.item_tags] == [[0], [0, 1], []]
+    assert d.texts[0].startswith("Topic Models We study") and d.texts[2] == "Bayes Priors and posteriors."
+
+
+def test_citeulike_count_mismatch_is_corrupt(tmp_path):
+    shutil.copytree(FIX / "citeulike-t", tmp_path / "c")
+    (tmp_path / "c" / "users.dat").write_text("3 0 2\n")
+    with pytest.raises(CorruptDataError, match="announces 3 ids but has 2"):
+        build_citeulike("citeulike-t", tmp_path / "c", has_item_tag=False, text_file=None)
+
+
+def test_mter_entry_and_maps_with_wrapped_titles():
+    m = build_mter({ext: FIX / "mter" / f"sample.{ext}" for ext in ("entry", "featuremap", "wordmap", "usermap", "itemmap")})
+    assert m.reviews["features"].tolist() == [[0, 1], [1], []]
+    assert m.reviews["sentiments"].tolist() == [[1, 1], [-1], []]
+    assert m.feature_names == ["screen", "battery"] and m.opinion_words == ["great", "poor"]
+    assert m.item_titles == ["Screen Protector & Case", "Car Charger for Iphone, Galaxy"]
+
+
+# ----------------------------------------------------------------------------- restricted unpickler
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_restricted_unpickler_refuses_code_and_loads_plain_data(tmp_path):
+    evil = tmp_path / "reviews.pickle"
+    evil.write_bytes(pickle.dumps([_Evil()]))
+    with pytest.raises(CorruptDataError, match="refusing to load global"):
+        restricted_load(evil)
+    good = tmp_path / "ok.pickle"
+    good.write_bytes(pickle.dumps([{"user": "u", "item": "i", "rating": 5, "template": ("screen", "great", "the screen is great", 1),
+                                    "predicted": "x"}]))
+    df = parse_reviews_pickle(good)
+    assert df.iloc[0].to_dict() == {"user": "u", "item": "i", "rating": 5.0, "text": "the screen is great",
+                                    "feature": "screen", "adjective": "great", "sentiment": 1}
+
+
+# ----------------------------------------------------------------------------- registry errors
+def test_missing_file_error_names_file_checksum_and_source(tmp_path):
+    with pytest.raises(MissingDataError) as err:
+        load_reviews("amazon2014-instruments", data_dir=tmp_path)
+    msg = str(err.value)
+    assert "reviews_Musical_Instruments_5.json.gz" in msg
+    assert "03f9cc27ae13a454cb4ea6cb620fb10546cc1194ef921441d1c5f34addff2748" in msg
+    assert "snap.stanford.edu" in msg and "XREC_DATA" in msg
+
+
+def test_corrupt_file_is_detected_by_checksum(tmp_path):
+    _gz(FIX / "amazon2014_sample.json", tmp_path / "amazon2014" / "reviews_Musical_Instruments_5.json.gz")
+    with pytest.raises(CorruptDataError, match="expected 03f9cc27"):
+        load_reviews("amazon2014-instruments", data_dir=tmp_path)
+
+
+def test_missing_text_file_is_named(data_dir):
+    with pytest.raises(MissingDataError, match="rawtext.dat"):
+        load_citeulike("citeulike-t", data_dir=data_dir, require_text=True)
+
+
+def test_every_dataset_has_source_and_files():
+    for spec in registry.DATASETS.values():
+        assert spec.files and spec.url and spec.how_to_get and spec.papers
+    assert {"yelp2013", "yelp2014", "yelp-open", "peter-yelp", "citeulike-a", "amazon2014-grocery"} <= set(registry.DATASETS)
+
+
+# ----------------------------------------------------------------------------- text
+def test_tokenize_and_vocabulary():
+    assert tokenize("I paid 12.50 dollars, didn't I?") == ["i", "paid", "<NUM>", "dollars", ",", "didn't", "i", "?"]
+    vocab = Vocabulary.build([["a", "b", "a"], ["a", "c"]], min_freq=2)
+    assert vocab.itos == ["<PAD>", "<UNK>", "<BOS>", "<EOS>", "<NUM>", "a"]
+    ids = vocab.encode(["a", "zzz"], add_bos=True, add_eos=True)
+    assert ids == [2, 5, 1, 3] and vocab.decode(ids) == ["a", "<UNK>"]
+
+
+def test_documents_by_are_chronological():
+    import pandas as pd
+
+    df = pd.DataFrame({"user": ["u", "u", "v"], "item": ["a", "b", "a"], "time": [5, 1, 3], "text": ["late", "early", "x"]})
+    assert documents_by(df, "user")["u"] == ["early", "late"]
+
+
+# ----------------------------------------------------------------------------- splits
+def test_kfold_partitions_rows():
+    folds = splits.kfold(23, 5, seed=1)
+    tests = np.concatenate([te for _, te in folds])
+    assert sorted(tests.tolist()) == list(range(23))
+    for tr, te in folds:
+        assert not set(tr) & set(te) and len(tr) + len(te) == 23
+
+
+def test_temporal_split_has_no_future_in_training():
+    times = np.array([5, 1, 9, 3, 3, 7, 2, 8, 6, 4])
+    tr, te = splits.temporal_split(times, 0.8)
+    assert len(tr) == 8 and times[tr].max() <= times[te].min()
+
+
+def test_warm_and_cold_start_folds():
+    rng = np.random.default_rng(0)
+    likes = [rng.choice(50, size=n, replace=False) for n in (3, 10, 12, 4, 25)]
+    folds = splits.warm_start_folds(likes, k=5, seed=0, min_likes=5)
+    for u, items in enumerate(likes):
+        tests = np.concatenate([f[1][u] for f in folds])
+        if len(items) < 5:
+            assert len(tests) == 0 and all(set(f[0][u]) == set(items) for f in folds)
+        else:
+            assert sorted(tests.tolist()) == sorted(items.tolist())
+            assert all(not set(f[0][u]) & set(f[1][u]) for f in folds)
+    for train_items, test_items in splits.cold_start_folds(40, 5, seed=0):
+        assert not set(train_items) & set(test_items)
+
+
+def test_per_user_holdout_and_candidates_exclude_positives():
+    rng = np.random.default_rng(0)
+    user_items = [rng.choice(200, size=n, replace=False) for n in (3, 6, 10, 40)]
+    train, test, kept = splits.per_user_holdout(user_items, 0.8, min_positives=5, seed=0)
+    assert kept.tolist() == [1, 2, 3]
+    assert [len(t) for t in train] == [5, 8, 32] and [len(t) for t in test] == [1, 2, 8]
+    cands = splits.sample_candidates([user_items[u] for u in kept], 200, n=100, seed=0)
+    for row, u in zip(cands, kept):
+        assert len(set(row)) == 100 and not set(row) & set(user_items[u])
+
+
+# ----------------------------------------------------------------------------- the real files
+@pytest.mark.real_data
+def test_real_dataset_counts(data_dir):
+    df = load_reviews("amazon2014-instruments", data_dir)
+    assert (len(df), df["user"].nunique(), df["item"].nunique()) == (10261, 1429, 900)
+    assert len(load_reviews("amazon2018-allbeauty", data_dir)) == 5269
+    assert len(load_reviews("amazon2018-giftcards", data_dir)) == 2972
+    assert load_citeulike("citeulike-t", data_dir, min_user_likes=5).n_users == 5219
+    assert sum(len(x) for x in load_citeulike("citeulike-a", data_dir).likes) == 204986
+    m = load_mter("mter-cellphones", data_dir)
+    assert (len(m.reviews), m.n_users, m.n_items, len(m.feature_names)) == (75407, 10561, 13428, 101)
+    stats = dataset_stats(df, "instruments").iloc[0]
+    assert stats["reviews"] == 10261 and stats["density %"] == pytest.approx(100 * 10261 / (1429 * 900))
+
+
+@pytest.mark.real_data
+def test_status_verifies_checksums_of_present_data(data_dir):
+    table = registry.status(data_dir, verify=True).set_index("dataset")
+    for name in ("amazon2014-instruments", "amazon2018-allbeauty", "citeulike-t", "mter-cellphones"):
+        assert table.loc[name, "present"] and table.loc[name, "checksums"] == "ok"
+    assert not table.loc["yelp2013", "present"]
