@@ -83,3 +83,22 @@ def test_mostpop_counts_and_bpr_ranks_planted_positives_first():
     assert (own > other).all()
     tuned = tune_bpr(X, [np.array([j]) for j in range(n_users)], grid=[{"k": 4, "epochs": 5}, {"k": 8, "epochs": 5}], k_eval=5)
     assert tuned.params in [h[0] for h in tuned.history]
+
+
+def test_neumf_learns_ratings_and_rankings():
+    import torch
+
+    from xrec_core.models.ncf import NCF
+
+    torch.set_num_threads(1)
+    u, i, r, nu, ni = _triples(n_users=40, n_items=30, density=0.6, noise=0.1, seed=4)
+    model = NCF(k=8, layers=(16, 8), lr=1e-2, epochs=40, batch_size=64, loss="mse", seed=0).fit(u, i, r, nu, ni)
+    assert model.losses_[-1] < 0.3 * model.losses_[0]
+    assert np.mean((model.predict(u, i) - r) ** 2) < 0.5 * np.var(r)
+    likes = np.zeros((20, 20))
+    likes[:10, :10] = 1
+    likes[10:, 10:] = 1
+    ranker = NCF(k=4, layers=(8, 4), lr=1e-2, epochs=30, batch_size=32, loss="bpr", seed=0).fit(sp.csr_matrix(likes))
+    s = ranker.score(np.arange(20))
+    assert s.shape == (20, 20)
+    assert (s[:10, :10].mean(1) > s[:10, 10:].mean(1)).all() and (s[10:, 10:].mean(1) > s[10:, :10].mean(1)).all()
