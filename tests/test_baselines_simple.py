@@ -92,7 +92,7 @@ def test_neumf_learns_ratings_and_rankings():
 
     torch.set_num_threads(1)
     u, i, r, nu, ni = _triples(n_users=40, n_items=30, density=0.6, noise=0.1, seed=4)
-    model = NCF(k=8, layers=(16, 8), lr=1e-2, epochs=40, batch_size=64, loss="mse", seed=0).fit(u, i, r, nu, ni)
+    model = NCF(k=8, layers=(16, 8), lr=1e-2, epochs=25, batch_size=64, loss="mse", seed=0).fit(u, i, r, nu, ni)
     assert model.losses_[-1] < 0.3 * model.losses_[0]
     assert np.mean((model.predict(u, i) - r) ** 2) < 0.5 * np.var(r)
     likes = np.zeros((20, 20))
@@ -102,3 +102,25 @@ def test_neumf_learns_ratings_and_rankings():
     s = ranker.score(np.arange(20))
     assert s.shape == (20, 20)
     assert (s[:10, :10].mean(1) > s[:10, 10:].mean(1)).all() and (s[10:, 10:].mean(1) > s[10:, :10].mean(1)).all()
+
+
+def test_hft_fits_ratings_and_its_topics_explain_the_text():
+    import torch
+
+    from xrec_core.models.hft import HFT
+
+    torch.set_num_threads(1)
+    u, i, r, nu, ni = _triples(n_users=30, n_items=20, density=0.6, noise=0.1, seed=6)
+    rng = np.random.default_rng(0)
+    # two kinds of items writing about disjoint vocabularies
+    bow = np.zeros((ni, 12))
+    bow[: ni // 2, :6] = rng.integers(1, 4, size=(ni // 2, 6))
+    bow[ni // 2:, 6:] = rng.integers(1, 4, size=(ni - ni // 2, 6))
+    model = HFT(k=3, lambda_text=1.0, epochs=300, seed=0).fit(u, i, r, sp.csr_matrix(bow), nu, ni)
+    (mse0, ll0), (mse1, ll1) = model.history_[0], model.history_[-1]
+    assert mse1 < 0.2 * mse0 and ll1 > ll0
+    # per-word log-likelihood beats the uniform model's log(1/12)
+    assert ll1 > np.log(1 / 12) + 0.3
+    theta = model.topics()
+    assert np.allclose(theta.sum(1), 1)
+    assert np.mean((model.predict(u, i) - r) ** 2) < 0.3 * np.var(r)
