@@ -124,3 +124,60 @@ def test_hft_fits_ratings_and_its_topics_explain_the_text():
     theta = model.topics()
     assert np.allclose(theta.sum(1), 1)
     assert np.mean((model.predict(u, i) - r) ** 2) < 0.3 * np.var(r)
+
+
+def test_ctr_updates_equal_direct_weighted_least_squares():
+    from xrec_core.models.ctr import CTR
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, k = 6, 9, 3
+    R = sp.csr_matrix((rng.random((n_users, n_items)) < 0.4).astype(float))
+    theta = rng.dirichlet(np.ones(k), size=n_items)
+    a, b, lu, lv = 1.0, 0.01, 0.1, 10.0
+    model = CTR(k=k, lambda_u=lu, lambda_v=lv, a=a, b=b, max_iter=1, theta=theta, seed=0).fit(R, None)
+    # independent computation of one sweep: users from V = theta, then items from those users
+    C = np.where(R.toarray() > 0, a, b)
+    Rd = R.toarray()
+    U = np.stack([np.linalg.solve(theta.T @ np.diag(C[i]) @ theta + lu * np.eye(k), theta.T @ (C[i] * Rd[i])) for i in range(n_users)])
+    V = np.stack([np.linalg.solve(U.T @ np.diag(C[:, j]) @ U + lv * np.eye(k), U.T @ (C[:, j] * Rd[:, j]) + lv * theta[j])
+                  for j in range(n_items)])
+    np.testing.assert_allclose(model.U_, U, atol=1e-8)
+    np.testing.assert_allclose(model.V_, V, atol=1e-8)
+    cold = np.array([2])
+    np.testing.assert_allclose(model.item_vectors(cold)[2], theta[2])
+
+
+def test_ctr_mtl_item_update_weighs_ratings_and_tags():
+    from xrec_core.models.ctr import CTR
+
+    rng = np.random.default_rng(1)
+    n_users, n_items, n_tags, k = 5, 7, 4, 3
+    R = sp.csr_matrix((rng.random((n_users, n_items)) < 0.5).astype(float))
+    Tg = sp.csr_matrix((rng.random((n_items, n_tags)) < 0.5).astype(float))
+    theta = rng.dirichlet(np.ones(k), size=n_items)
+    a, b, lu, lv, lt, lam = 1.0, 0.01, 0.1, 10.0, 0.1, 0.7
+    model = CTR(k=k, lambda_u=lu, lambda_v=lv, a=a, b=b, max_iter=1, theta=theta, tags=Tg, tag_weight=lam,
+                lambda_t=lt, seed=0).fit(R, None)
+    # reproduce the sweep: U from theta, then V minimizing lam*C_R + (1-lam)*C_T + lv*||v - theta||^2 with T at init
+    T0 = np.random.default_rng(0)
+    T0.normal(0, 0.01, (n_users, k))  # the user init draw comes first
+    T_init = T0.normal(0, 0.01, (n_tags, k))
+    Cr, Ct = np.where(R.toarray() > 0, a, b), np.where(Tg.toarray() > 0, a, b)
+    U = np.stack([np.linalg.solve(theta.T @ np.diag(Cr[i]) @ theta + lu * np.eye(k), theta.T @ (Cr[i] * R.toarray()[i])) for i in range(n_users)])
+    V = np.stack([np.linalg.solve(lam * U.T @ np.diag(Cr[:, j]) @ U + (1 - lam) * T_init.T @ np.diag(Ct[j]) @ T_init + lv * np.eye(k),
+                                  lam * U.T @ (Cr[:, j] * R.toarray()[:, j]) + (1 - lam) * T_init.T @ (Ct[j] * Tg.toarray()[j]) + lv * theta[j])
+                  for j in range(n_items)])
+    T = np.stack([np.linalg.solve((1 - lam) * V.T @ np.diag(Ct[:, g]) @ V + lt * np.eye(k), (1 - lam) * V.T @ (Ct[:, g] * Tg.toarray()[:, g]))
+                  for g in range(n_tags)])
+    np.testing.assert_allclose(model.V_, V, atol=1e-8)
+    np.testing.assert_allclose(model.T_, T, atol=1e-8)
+    assert model.score_tags(np.arange(n_items)).shape == (n_items, n_tags)
+
+
+def test_ctr_explicit_ratings_mode_beats_the_mean():
+    from xrec_core.models.ctr import CTR
+
+    u, i, r, nu, ni = _triples(density=0.7, noise=0.1, seed=8)
+    theta = np.random.default_rng(0).dirichlet(np.ones(3), size=ni)
+    m = CTR(k=3, lambda_u=0.01, lambda_v=0.01, max_iter=30, theta=theta).fit_ratings(u, i, r, None, nu, ni)
+    assert np.mean((m.predict(u, i) - r) ** 2) < 0.2 * np.var(r)
