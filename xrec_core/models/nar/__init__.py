@@ -1,0 +1,1 @@
+"""NAR / CAR / CNR: whitebox, graybox and blackbox explainable ranking, with their baselines."""
