@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xrec_core.data import CorruptDataError, MissingDataError, load_citeulike, load_mter, load_reviews
+from xrec_core.data import (CorruptDataError, MissingDataError, check_dataset, load_citeulike, load_mter, load_peter,
+                            load_reviews)
 from xrec_core.data import registry, splits
 from xrec_core.data.amazon import parse_amazon_json
 from xrec_core.data.citeulike import build_citeulike
@@ -22,6 +23,12 @@ from xrec_core.data.text import Vocabulary, documents_by, tokenize
 from xrec_core.data.yelp import parse_tang_ss, parse_yelp_open
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "data"
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
 
 
 def _gz(src: Path, dst: Path) -> Path:
@@ -93,21 +100,73 @@ def test_mter_entry_and_maps_with_wrapped_titles():
 
 # ----------------------------------------------------------------------------- restricted unpickler
 class _Evil:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
     def __reduce__(self):
-        return (os.system, ("echo pwned > /dev/null",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_restricted_unpickler_refuses_code_and_loads_plain_data(tmp_path):
+    marker = tmp_path / "pwned"
     evil = tmp_path / "reviews.pickle"
-    evil.write_bytes(pickle.dumps([_Evil()]))
-    with pytest.raises(CorruptDataError, match="refusing to load global"):
+    evil.write_bytes(pickle.dumps([_Evil(marker)]))
+    with pytest.raises(CorruptDataError, match="refusing to load global (posix|nt).system"):
         restricted_load(evil)
+    assert not marker.exists()  # the command never ran
+    sneaky = tmp_path / "sneaky.pickle"  # a builtin that is not a plain container is refused too
+    sneaky.write_bytes(b"cbuiltins\neval\n(V__import__('os').system('touch " + str(marker).encode() + b"')\ntR.")
+    with pytest.raises(CorruptDataError, match="builtins.eval"):
+        restricted_load(sneaky)
+    assert not marker.exists()
+    truncated = tmp_path / "truncated.pickle"
+    truncated.write_bytes(pickle.dumps([{"user": "u"}])[:-3])
+    with pytest.raises(CorruptDataError, match="truncated"):
+        restricted_load(truncated)
+    assert restricted_load(_write(tmp_path / "p2.pickle", pickle.dumps({1, 2}, protocol=2))) == {1, 2}
     good = tmp_path / "ok.pickle"
     good.write_bytes(pickle.dumps([{"user": "u", "item": "i", "rating": 5, "template": ("screen", "great", "the screen is great", 1),
                                     "predicted": "x"}]))
     df = parse_reviews_pickle(good)
     assert df.iloc[0].to_dict() == {"user": "u", "item": "i", "rating": 5.0, "text": "the screen is great",
                                     "feature": "screen", "adjective": "great", "sentiment": 1}
+
+
+def _peter_folder(root: Path, n: int = 6) -> list[dict]:
+    """A PETER dataset folder (reviews.pickle + 5 index splits) with ``n`` hand-written reviews."""
+    reviews = [{"user": f"u{i % 3}", "item": f"i{i % 2}", "rating": float(1 + i % 5),
+                "template": ("screen", "great", f"the screen is great {i}", 1), "predicted": ""} for i in range(n)]
+    folder = root / "peter" / "Yelp"
+    _write(folder / "reviews.pickle", pickle.dumps(reviews))
+    for k in range(1, 6):
+        rows = [(j + k) % n for j in range(n)]
+        for part, idx in (("train", rows[:4]), ("validation", rows[4:5]), ("test", rows[5:])):
+            _write(folder / str(k) / f"{part}.index", " ".join(map(str, idx)).encode())
+    return reviews
+
+
+def test_load_peter_reads_pickle_and_index_splits(tmp_path):
+    reviews = _peter_folder(tmp_path)
+    df, index = load_peter("peter-yelp", data_dir=tmp_path, split=2)
+    assert df["text"].tolist() == [r["template"][2] for r in reviews]
+    assert index == {"train": [2, 3, 4, 5], "validation": [0], "test": [1]}
+    with pytest.raises(ValueError, match="split must be 1..5"):
+        load_peter("peter-yelp", data_dir=tmp_path, split=6)
+    _write(tmp_path / "peter" / "Yelp" / "3" / "test.index", b"1 99")
+    with pytest.raises(CorruptDataError, match=r"must lie in \[0, 6\)"):
+        load_peter("peter-yelp", data_dir=tmp_path, split=3)
+
+
+def test_load_reviews_through_the_registry_for_ss_and_yelp_open(tmp_path):
+    for part in ("train", "dev", "test"):
+        dst = tmp_path / "yelp2013" / f"yelp-2013-seg-20-20.{part}.ss"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(FIX / "yelp_sample.ss", dst)
+    df = load_reviews("yelp2013", data_dir=tmp_path)
+    assert len(df) == 9 and df["time"].tolist() == list(range(9))  # file order: train, dev, test
+    shutil.copy(FIX / "yelp_open_sample.json", _write(tmp_path / "yelp-open" / "yelp_academic_dataset_review.json", b""))
+    yo = load_reviews("yelp-open", data_dir=tmp_path)
+    assert yo["time"].tolist() == [1531001351, 1325604498]  # 2018-07-07 22:09:11 / 2012-01-03 15:28:18 UTC
 
 
 # ----------------------------------------------------------------------------- registry errors
@@ -131,6 +190,23 @@ def test_missing_text_file_is_named(data_dir):
         load_citeulike("citeulike-t", data_dir=data_dir, require_text=True)
 
 
+def test_check_dataset_and_availability(tmp_path):
+    spec = registry.DATASETS["amazon2018-giftcards"]
+    assert not spec.available(tmp_path)
+    with pytest.raises(MissingDataError, match="Gift_Cards_5.json.gz.*41e1f0e5.*jmcauley.ucsd.edu"):
+        check_dataset("amazon2018-giftcards", data_dir=tmp_path)
+    _gz(FIX / "amazon2018_sample.json", tmp_path / "amazon2018" / "Gift_Cards_5.json.gz")
+    assert spec.available(tmp_path)
+    assert check_dataset("amazon2018-giftcards", verify=False, data_dir=tmp_path)[0].name == "Gift_Cards_5.json.gz"
+    with pytest.raises(CorruptDataError, match="expected 41e1f0e5"):
+        check_dataset("amazon2018-giftcards", data_dir=tmp_path)
+    table = registry.status(tmp_path).set_index("dataset")
+    assert table.loc["amazon2018-giftcards", "present"] and not table.loc["amazon2018-allbeauty", "present"]
+    assert "amazon_v2" in table.loc["amazon2018-allbeauty", "how to get"]
+    with pytest.raises(KeyError, match="valid: amazon2014-instruments"):
+        load_reviews("amazon2099", data_dir=tmp_path)
+
+
 def test_every_dataset_has_source_and_files():
     for spec in registry.DATASETS.values():
         assert spec.files and spec.url and spec.how_to_get and spec.papers
@@ -144,6 +220,19 @@ def test_tokenize_and_vocabulary():
     assert vocab.itos == ["<PAD>", "<UNK>", "<BOS>", "<EOS>", "<NUM>", "a"]
     ids = vocab.encode(["a", "zzz"], add_bos=True, add_eos=True)
     assert ids == [2, 5, 1, 3] and vocab.decode(ids) == ["a", "<UNK>"]
+
+
+def test_vocabulary_max_size_and_stats_by_hand():
+    import pandas as pd
+
+    vocab = Vocabulary.build([["b", "a", "b", "c", "c", "b"]], max_size=7)
+    assert vocab.itos[5:] == ["b", "c"] and len(vocab) == 7  # most frequent first, ties alphabetical
+    df = pd.DataFrame({"user": ["u", "u", "v"], "item": ["a", "b", "a"], "rating": [5.0, 3.0, 4.0],
+                       "text": ["good one", "bad, 2 stars", ""]})
+    row = dataset_stats(df, "x").iloc[0]
+    assert (row["users"], row["items"], row["reviews"]) == (2, 2, 3)
+    assert row["density %"] == pytest.approx(75.0) and row["mean rating"] == pytest.approx(4.0)
+    assert row["words / review"] == pytest.approx((2 + 3 + 0) / 3)  # "bad", "<NUM>", "stars"
 
 
 def test_documents_by_are_chronological():
@@ -166,21 +255,45 @@ def test_temporal_split_has_no_future_in_training():
     times = np.array([5, 1, 9, 3, 3, 7, 2, 8, 6, 4])
     tr, te = splits.temporal_split(times, 0.8)
     assert len(tr) == 8 and times[tr].max() <= times[te].min()
+    tied = np.array([1, 2, 2, 2, 3])
+    assert splits.temporal_split(tied, 0.6)[0].tolist() == [0, 1, 2]  # ties broken by row order
+
+
+def test_n_before_counts_strictly_earlier_reviews():
+    rng = np.random.default_rng(3)
+    keys, times = rng.integers(0, 4, 60), rng.integers(0, 10, 60)
+    brute = [int(np.sum((keys == keys[j]) & (times < times[j]))) for j in range(60)]
+    assert splits.n_before(keys, times).tolist() == brute
 
 
 def test_warm_and_cold_start_folds():
     rng = np.random.default_rng(0)
-    likes = [rng.choice(50, size=n, replace=False) for n in (3, 10, 12, 4, 25)]
+    likes = [rng.choice(20, size=n, replace=False) for n in (3, 10, 12, 4, 15, 14, 16)]
+    popular = np.bincount(np.concatenate(likes), minlength=20) >= 5
     folds = splits.warm_start_folds(likes, k=5, seed=0, min_likes=5)
     for u, items in enumerate(likes):
         tests = np.concatenate([f[1][u] for f in folds])
         if len(items) < 5:
             assert len(tests) == 0 and all(set(f[0][u]) == set(items) for f in folds)
-        else:
-            assert sorted(tests.tolist()) == sorted(items.tolist())
+        else:  # every like of a popular paper is tested exactly once
+            assert sorted(tests.tolist()) == sorted(items[popular[items]].tolist()) and len(tests)
             assert all(not set(f[0][u]) & set(f[1][u]) for f in folds)
     for train_items, test_items in splits.cold_start_folds(40, 5, seed=0):
         assert not set(train_items) & set(test_items)
+
+
+def test_papers_with_few_likes_stay_in_training():
+    # items 9 (2 likes) and 5 (4 likes): never warm- or cold-start test items at min_likes=5
+    likes = [np.array([0, 1, 2, 3, 4, 9]), np.array([0, 1, 2, 3, 4, 5, 9]), np.array([0, 1, 2, 3, 4, 5]),
+             np.array([0, 1, 2, 3, 4, 5]), np.array([0, 1, 2, 3, 4, 5])]
+    for train, test in splits.warm_start_folds(likes, k=5, seed=0, min_likes=5):
+        assert all(9 not in t and 5 not in t for t in test) and 9 in train[0] and 5 in train[1]
+        assert all(np.array_equal(np.sort(np.r_[a, b]), np.sort(x)) for a, b, x in zip(train, test, likes))
+    counts = np.bincount(np.concatenate(likes), minlength=10)
+    folds = splits.cold_start_folds(10, k=3, seed=0, item_likes=counts, min_likes=5)
+    assert sorted(np.concatenate([te for _, te in folds]).tolist()) == [0, 1, 2, 3, 4]  # item 5 has 4 likes
+    for train_items, test_items in folds:
+        assert 9 in train_items and not set(train_items) & set(test_items)
 
 
 def test_per_user_holdout_and_candidates_exclude_positives():
@@ -192,6 +305,9 @@ def test_per_user_holdout_and_candidates_exclude_positives():
     cands = splits.sample_candidates([user_items[u] for u in kept], 200, n=100, seed=0)
     for row, u in zip(cands, kept):
         assert len(set(row)) == 100 and not set(row) & set(user_items[u])
+    assert np.array_equal(cands, splits.sample_candidates([user_items[u] for u in kept], 200, n=100, seed=0))
+    with pytest.raises(ValueError, match="only 160 non-positive items"):
+        splits.sample_candidates([user_items[3]], 200, n=161, seed=0)
 
 
 # ----------------------------------------------------------------------------- the real files

@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..paths import data_root
+from ..paths import DATA_ENV, data_root
 from .amazon import parse_amazon_json
 from .citeulike import CiteULikeData, build_citeulike
 from .errors import CorruptDataError, MissingDataError
 from .mter import MterData, build_mter
 from .peter import parse_reviews_pickle, read_index
-from .registry import DATASETS, dataset_files, get_spec, require, status
+from .registry import DATASETS, DatasetSpec, check_dataset, dataset_files, get_spec, require, status
 from .yelp import parse_tang_ss, parse_yelp_open
 
 __all__ = [
-    "DATASETS", "CiteULikeData", "CorruptDataError", "MissingDataError", "MterData", "dataset_files", "get_spec",
+    "DATASETS", "CiteULikeData", "CorruptDataError", "DatasetSpec", "MissingDataError", "MterData", "check_dataset",
+    "dataset_files", "get_spec",
     "load_citeulike", "load_mter", "load_peter", "load_reviews", "require", "status",
 ]
 
@@ -64,8 +65,9 @@ def _load_citeulike_cached(name: str, root: str, min_user_likes: int, require_te
     text_file = Path(root) / text_rel
     if require_text and not text_file.is_file():
         raise MissingDataError(
-            f"{name}: missing text file {text_file} (ordered title + abstract text, needed for order-aware models). "
-            f"Get it: {spec.how_to_get}."
+            f"{name}: missing text file {text_file} (expected sha256 not recorded; ordered title + abstract text, "
+            f"needed for order-aware models). Get it: {spec.how_to_get}. If the data is elsewhere, set "
+            f"{DATA_ENV}=/path/to/data or pass data_dir=."
         )
     return build_citeulike(name, folder, has_item_tag=name == "citeulike-a",
                            text_file=text_file if text_file.is_file() else None, min_user_likes=min_user_likes)
@@ -94,15 +96,37 @@ def load_mter(name: str = "mter-cellphones", data_dir: str | os.PathLike | None 
     return _load_mter_cached(name, str(data_root(data_dir)))
 
 
+@functools.lru_cache(maxsize=4)
+def _load_peter_cached(name: str, root: str, split: int) -> tuple[pd.DataFrame, dict[str, list[int]]]:
+    files = require(name, root)
+    pickle_path = next(p for rel, p in files.items() if rel.endswith("reviews.pickle"))
+    df = _parse_pickle_cached(str(pickle_path))
+    index = {}
+    for part in ("train", "validation", "test"):
+        index_path = pickle_path.parent / str(split) / f"{part}.index"
+        rows = read_index(index_path)
+        if rows and not 0 <= min(rows) <= max(rows) < len(df):
+            raise CorruptDataError(f"{index_path}: row numbers must lie in [0, {len(df)}) (the reviews in {pickle_path})")
+        index[part] = rows
+    return df, index
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_pickle_cached(path: str) -> pd.DataFrame:
+    return parse_reviews_pickle(path)
+
+
 def load_peter(name: str, data_dir: str | os.PathLike | None = None, split: int = 1
                ) -> tuple[pd.DataFrame, dict[str, list[int]]]:
-    """Load a PETER/NETE dataset: the reviews frame and the ``train``/``validation``/``test`` row indices of ``split``."""
+    """Load a PETER/NETE dataset: the reviews frame and the ``train``/``validation``/``test`` row indices of ``split``.
+
+    The frame has columns ``user, item, rating, text, feature, adjective, sentiment`` (``text`` is
+    the explanation sentence of the Sentires template, the one PETER learns to generate); ``reviews.pickle`` is read with a restricted
+    unpickler that refuses anything but plain containers. A copy is returned.
+    """
     if get_spec(name).kind != "peter":
         raise ValueError(f"{name} is not a PETER dataset")
     if split not in range(1, 6):
         raise ValueError(f"split must be 1..5, got {split}")
-    files = require(name, data_dir)
-    pickle_path = next(p for rel, p in files.items() if rel.endswith("reviews.pickle"))
-    df = parse_reviews_pickle(pickle_path)
-    index = {part: read_index(pickle_path.parent / str(split) / f"{part}.index") for part in ("train", "validation", "test")}
-    return df, index
+    df, index = _load_peter_cached(name, str(data_root(data_dir)), int(split))
+    return df.copy(), {part: list(rows) for part, rows in index.items()}

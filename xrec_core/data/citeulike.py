@@ -8,7 +8,7 @@ Files (0-based ids unless said otherwise):
 * ``tags.dat``: tag names, line = tag id.
 * ``mult.dat``: one line per item, ``n word:count ...`` (bag of words over ``vocabulary.dat``).
 * ``raw-data.csv`` (-a): ``doc.id,title,citeulike.id,raw.title,raw.abstract`` with 1-based doc ids.
-* ``rawtext.dat`` (-t): documents as ``##<id>`` header lines each followed by the document's text.
+* ``rawtext.dat`` (-t): documents in item order, each a ``##<id>`` header line followed by its text.
 """
 
 from __future__ import annotations
@@ -85,35 +85,24 @@ def parse_raw_data_csv(path: Path, n_items: int) -> list[str]:
 
 
 def parse_rawtext_dat(path: Path, n_items: int) -> list[str]:
-    """CiteULike-t ``rawtext.dat``: ``##<id>`` header lines, each followed by its document's text.
+    """CiteULike-t ``rawtext.dat``: a ``##<id>`` header line before each document's text, in item order.
 
-    Files without headers are read as one document per line, in item order.
+    The k-th document belongs to item k (as ``lines[1::2]`` in common CiteULike-t loaders), so the
+    ids in the headers, whichever base they use, are not needed; a text spread over several lines
+    is joined. More documents than items is a :class:`CorruptDataError`.
     """
-    lines = parse_lines(path)
-    texts = [""] * n_items
-    if not any(line.startswith("##") for line in lines[:5]):
-        for i, line in enumerate(lines[:n_items]):
-            texts[i] = line.strip()
-        return texts
-    current: int | None = None
-    buffer: list[str] = []
-
-    def flush() -> None:
-        if current is not None and 0 <= current < n_items:
-            texts[current] = " ".join(buffer).strip()
-
-    for line in lines:
+    docs: list[list[str]] = []
+    for lineno, line in enumerate(parse_lines(path), 1):
         if line.startswith("##"):
-            flush()
-            try:
-                current = int(line[2:].strip().split()[0])
-            except (ValueError, IndexError) as exc:
-                raise CorruptDataError(f"{path}: bad document header {line!r}") from exc
-            buffer = []
+            docs.append([])
+        elif not docs:
+            raise CorruptDataError(f"{path}: line {lineno} comes before the first '##<id>' document header")
         else:
-            buffer.append(line.strip())
-    flush()
-    return texts
+            docs[-1].append(line.strip())
+    if len(docs) > n_items:
+        raise CorruptDataError(f"{path}: {len(docs)} documents for {n_items} items")
+    texts = [" ".join(d).strip() for d in docs]
+    return texts + [""] * (n_items - len(texts))
 
 
 @dataclass

@@ -17,19 +17,17 @@ import pandas as pd
 
 from .errors import CorruptDataError
 
-#: the only globals a PETER pickle may reference (plain containers and scalars).
-_ALLOWED_GLOBALS = {
-    ("builtins", "list"), ("builtins", "dict"), ("builtins", "tuple"), ("builtins", "set"),
-    ("builtins", "frozenset"), ("builtins", "str"), ("builtins", "int"), ("builtins", "float"),
-    ("builtins", "bool"), ("builtins", "bytes"), ("__builtin__", "set"), ("copy_reg", "_reconstructor"),
-}
+#: the only globals a PETER pickle may reference: plain containers and scalars, from the
+#: Python 3 ``builtins`` or (pickles written by Python 2) ``__builtin__`` module.
+_ALLOWED_MODULES = ("builtins", "__builtin__")
+_ALLOWED_NAMES = frozenset({"list", "dict", "tuple", "set", "frozenset", "str", "int", "float", "bool", "bytes"})
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that refuses every class or function except plain builtin containers."""
 
     def find_class(self, module: str, name: str):  # noqa: D102 - pickle API
-        if (module, name) in _ALLOWED_GLOBALS and module in ("builtins", "__builtin__"):
+        if module in _ALLOWED_MODULES and name in _ALLOWED_NAMES:
             return super().find_class("builtins", name)
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from an untrusted pickle")
 
@@ -42,6 +40,8 @@ def restricted_load(path: str | Path) -> object:
         return RestrictedUnpickler(io.BytesIO(data), encoding="latin-1").load()
     except pickle.UnpicklingError as exc:
         raise CorruptDataError(f"{path}: {exc}") from exc
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise CorruptDataError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from exc
 
 
 def parse_reviews_pickle(path: str | Path) -> pd.DataFrame:
@@ -60,5 +60,9 @@ def parse_reviews_pickle(path: str | Path) -> pd.DataFrame:
 
 
 def read_index(path: str | Path) -> list[int]:
-    with open(path) as handle:
-        return [int(x) for x in handle.read().split()]
+    """Row numbers of a PETER ``{train,validation,test}.index`` file (one line, space-separated)."""
+    try:
+        with open(path) as handle:
+            return [int(x) for x in handle.read().split()]
+    except ValueError as exc:
+        raise CorruptDataError(f"{path}: not a list of row numbers ({exc})") from exc

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..paths import DATA_ENV, data_root
+from ..paths import DATA_ENV, DataRootNotSet, data_root
 from ..records import sha256_file
 from .errors import CorruptDataError, MissingDataError
 
 SNAP_2014 = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/reviews_{cat}_5.json.gz"
 UCSD_2018 = "https://jmcauley.ucsd.edu/data/amazon_v2/categoryFilesSmall/{cat}_5.json.gz"
-TANG_YELP = "https://drive.google.com/drive/folders/0B4Hj2axlpCcxWldiajctWmY0NG8 (Tang, Qin & Liu 2015 release, also linked from the NSC/UPNN repositories)"
+TANG_YELP = "http://ir.hit.edu.cn/~dytang/paper/acl2015/dataset.7z (Tang, Qin & Liu 2015 release, linked from https://github.com/thunlp/NSC)"
 PETER_DATA = "https://drive.google.com/drive/folders/1yB-EFuApAOJ0RzTI0VfZ0pignytguU0_ (linked from https://github.com/lileipisces/PETER)"
 
 
@@ -40,6 +40,19 @@ class DatasetSpec:
 
     def path(self, rel: str, data_dir: str | os.PathLike | None = None) -> Path:
         return data_root(data_dir) / rel
+
+    def available(self, data_dir: str | os.PathLike | None = None) -> bool:
+        """Whether every required file is under the data folder (computed, never stored)."""
+        try:
+            root = data_root(data_dir)
+        except (DataRootNotSet, FileNotFoundError):
+            return False
+        return all((root / rel).is_file() for rel in self.files)
+
+    @property
+    def available_here(self) -> bool:
+        """:meth:`available` for the configured data folder (``$XREC_DATA``)."""
+        return self.available()
 
 
 def _amazon2014(key: str, cat: str, papers: tuple[str, ...], sha: str | None = None, note: str = "") -> DatasetSpec:
@@ -68,7 +81,7 @@ def _tang(year: int) -> DatasetSpec:
     return DatasetSpec(
         name=f"yelp{year}", kind="yelp-ss", papers=("mt", "semax"),
         description=f"Yelp {year} (Tang, Qin & Liu 2015), user/item/rating/review `.ss` files",
-        files=files, url=TANG_YELP, how_to_get=f"download yelp-{year}-seg-20-20.{{train,dev,test}}.ss from {TANG_YELP} into $XREC_DATA/yelp{year}/",
+        files=files, url=TANG_YELP, how_to_get=f"download {TANG_YELP}, unpack it and put yelp-{year}-seg-20-20.{{train,dev,test}}.ss into $XREC_DATA/yelp{year}/",
     )
 
 
@@ -198,7 +211,7 @@ def require(name: str, data_dir: str | os.PathLike | None = None, *, verify: boo
             sha = spec.sha256.get(rel, "not recorded")
             raise MissingDataError(
                 f"{name}: missing file {path} (expected sha256 {sha}). Get it: {spec.how_to_get}. "
-                f"The data folder comes from {DATA_ENV} or data_dir."
+                f"If the data is elsewhere, set {DATA_ENV}=/path/to/data or pass data_dir=."
             )
         if verify and rel in spec.sha256:
             actual = _hash(path)
@@ -213,6 +226,19 @@ def require(name: str, data_dir: str | os.PathLike | None = None, *, verify: boo
             if (root / rel).is_file():
                 out[rel] = root / rel
     return out
+
+
+def check_dataset(name: str, verify: bool = True, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Check that ``name``'s files are present and (``verify=True``) match their SHA-256.
+
+    Hashes are streamed and cached in-process by (path, size, mtime). Returns the required files.
+
+    Raises
+    ------
+    MissingDataError, CorruptDataError
+        as :func:`require`.
+    """
+    return list(require(name, data_dir, verify=verify).values())
 
 
 def dataset_files(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -237,6 +263,6 @@ def status(data_dir: str | os.PathLike | None = None, verify: bool = False) -> p
             "dataset": spec.name, "papers": ", ".join(spec.papers), "present": not missing,
             "missing": ", ".join(Path(m).name for m in missing[:3]) + (" ..." if len(missing) > 3 else ""),
             "optional missing": ", ".join(Path(m).name for m in optional_missing),
-            "checksums": check, "source": spec.url,
+            "checksums": check, "how to get": spec.how_to_get,
         })
     return pd.DataFrame(rows)

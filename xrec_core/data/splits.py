@@ -1,7 +1,8 @@
 """The splits the papers use. All are deterministic given ``seed``.
 
 * :func:`kfold`: k-fold cross-validation over rows (MT).
-* :func:`temporal_split`: earliest ``frac`` of rows train, the rest test (SEMAX).
+* :func:`temporal_split`: earliest ``frac`` of rows train, the rest test (SEMAX); :func:`n_before`
+  cuts each row's history to the reviews strictly before it.
 * :func:`warm_start_folds` / :func:`cold_start_folds`: Wang & Blei (2011) in-matrix and
   out-of-matrix 5-fold protocols (Ask the GRU).
 * :func:`per_user_holdout` + :func:`sample_candidates`: per-user 4:1 split ranked among 100
@@ -35,38 +36,88 @@ def temporal_split(times: Sequence[float], frac: float = 0.8) -> tuple[np.ndarra
     return np.sort(order[:cut]), np.sort(order[cut:])
 
 
+def n_before(keys: Sequence, times: Sequence[float]) -> np.ndarray:
+    """For each row, how many rows with the same key (user or item) are strictly earlier.
+
+    With ``documents_by(df, key)`` (each key's reviews in chronological order) the history of row
+    ``j`` is ``docs[keys[j]][:n_before[j]]``: only reviews written strictly before it, never one
+    written at the same time or later (SEMAX's "history strictly before each rating").
+    """
+    keys = np.asarray(keys)
+    times = np.asarray(times)
+    order = np.lexsort((times, keys))  # by key, then time
+    k_sorted, t_sorted = keys[order], times[order]
+    new_key = np.r_[True, k_sorted[1:] != k_sorted[:-1]]
+    new_time = new_key | np.r_[True, t_sorted[1:] != t_sorted[:-1]]
+    pos = np.arange(len(order))
+    key_start = np.maximum.accumulate(np.where(new_key, pos, 0))  # first row of the key's run
+    tie_start = np.maximum.accumulate(np.where(new_time, pos, 0))  # first row of the (key, time) run
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = tie_start - key_start
+    return out
+
+
+def _like_counts(likes: Sequence[np.ndarray]) -> np.ndarray:
+    """Number of likes per item over all users' like lists."""
+    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in likes]) if len(likes) else np.zeros(0, np.int64)
+    return np.bincount(flat) if len(flat) else np.zeros(0, np.int64)
+
+
 def warm_start_folds(likes: Sequence[np.ndarray], k: int = 5, seed: int = 0,
                      min_likes: int = 5) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
-    """Per-user k-fold over each user's likes (in-matrix prediction, Wang & Blei 2011).
+    """Per-user k-fold over each user's likes (in-matrix prediction, Wang & Blei 2011; Ask the GRU Sec. 4.1).
 
     Returns ``k`` pairs ``(train_likes, test_likes)``, each a list with one array per user.
-    Users with fewer than ``min_likes`` likes keep all of them in training in every fold.
+    Users with fewer than ``min_likes`` likes, and likes of papers with fewer than ``min_likes``
+    likes in all, stay in training in every fold ("they cannot be evaluated properly"); each
+    user's other likes are shuffled with ``seed`` and cut into ``k`` near-equal parts.
     """
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
     rng = np.random.default_rng(seed)
-    per_user = []
+    popular = _like_counts(likes) >= min_likes  # (n_items,)
+    always, per_user = [], []
     for items in likes:
-        items = np.asarray(items)
+        items = np.asarray(items, dtype=np.int64)
         if len(items) < min_likes:
+            always.append(items)
             per_user.append(None)
-        else:
-            per_user.append(np.array_split(rng.permutation(items), k))
+            continue
+        split = popular[items]
+        always.append(items[~split])
+        per_user.append(np.array_split(rng.permutation(items[split]), k))
     folds = []
     for i in range(k):
         train, test = [], []
-        for items, parts in zip(likes, per_user):
+        for keep, parts in zip(always, per_user):
             if parts is None:
-                train.append(np.sort(np.asarray(items)))
+                train.append(np.sort(keep))
                 test.append(np.zeros(0, dtype=np.int64))
             else:
                 test.append(np.sort(parts[i]))
-                train.append(np.sort(np.concatenate([p for j, p in enumerate(parts) if j != i])))
+                train.append(np.sort(np.concatenate([keep] + [p for j, p in enumerate(parts) if j != i])))
         folds.append((train, test))
     return folds
 
 
-def cold_start_folds(n_items: int, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k-fold over items (out-of-matrix prediction): test items never appear in training."""
-    return kfold(n_items, k, seed)
+def cold_start_folds(n_items: int, k: int = 5, seed: int = 0, item_likes: Sequence[int] | None = None,
+                     min_likes: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-fold over items (out-of-matrix prediction): test items never appear in training.
+
+    With ``item_likes`` (likes per item), papers with fewer than ``min_likes`` likes are never
+    test items (Ask the GRU Sec. 4.1); without it every item is split, as :func:`kfold`.
+    """
+    if item_likes is None:
+        return kfold(n_items, k, seed)
+    counts = np.asarray(item_likes)
+    if len(counts) != n_items:
+        raise ValueError(f"item_likes has {len(counts)} entries for {n_items} items")
+    eligible = np.flatnonzero(counts >= min_likes)
+    folds = []
+    for _, test_pos in kfold(len(eligible), k, seed):
+        test = eligible[test_pos]
+        folds.append((np.setdiff1d(np.arange(n_items), test), test))
+    return folds
 
 
 def per_user_holdout(user_items: Sequence[np.ndarray], train_frac: float = 0.8, min_positives: int = 5,

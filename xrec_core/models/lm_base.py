@@ -1,0 +1,295 @@
+"""Shared plumbing of the MT chapter's language-model baselines (n-gram, skip-gram, LSTM, GCN).
+
+Every baseline language model has the same interface:
+
+* ``fit(train_token_lists, users=None, items=None) -> self``
+* ``perplexity(token_lists, users=None, items=None) -> float``
+* ``generate(users, items, max_len=30, seed=0) -> list[list[str]]``
+
+and the same token accounting, so their perplexities are comparable (MT paper, Table 3): a review
+``w_1 .. w_n`` is mapped through the shared :class:`~xrec_core.data.text.Vocabulary` (words
+outside it become ``<UNK>``), the model predicts ``w_1 .. w_n, <EOS>`` from the history that starts
+with ``<BOS>``, and the predictive distribution covers every vocabulary entry except ``<PAD>`` and
+``<BOS>`` (which are never targets). A uniform model therefore has perplexity
+``len(vocab) - 2`` -- :attr:`TokenLM.n_outputs`.
+
+Generation samples each next word from the model's distribution (MT paper Sec. 3.1.1 samples the
+decoder's multinomial the same way) with ``<UNK>`` excluded, until ``<EOS>`` or ``max_len`` words.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Tokens = Sequence[str]
+
+
+class TokenLM:
+    """Base class: vocabulary ids, target encoding, the output mask and input checks.
+
+    Parameters
+    ----------
+    vocab : xrec_core.data.text.Vocabulary
+        The vocabulary shared by every model of a fold (built on the fold's training reviews).
+    """
+
+    def __init__(self, vocab) -> None:
+        self.vocab = vocab
+        self.vocab_size = len(vocab)
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id = vocab.pad_id, vocab.unk_id, vocab.bos_id, vocab.eos_id
+        #: True where a token can be predicted (everything but <PAD> and <BOS>).
+        self.output_mask = np.ones(self.vocab_size, dtype=bool)
+        self.output_mask[[self.pad_id, self.bos_id]] = False
+        self.fitted = False
+
+    @property
+    def n_outputs(self) -> int:
+        """Size of the predictive distribution (vocabulary minus ``<PAD>`` and ``<BOS>``)."""
+        return int(self.output_mask.sum())
+
+    def encode(self, token_lists: Sequence[Tokens]) -> list[np.ndarray]:
+        """Target id arrays ``[w_1 .. w_n, <EOS>]`` (``<UNK>`` for words outside the vocabulary)."""
+        if isinstance(token_lists, str) or any(isinstance(t, str) for t in token_lists):
+            raise TypeError("token_lists must be a list of token lists (list[list[str]]), not strings")
+        return [np.asarray(list(self.vocab.encode(list(toks))) + [self.eos_id], dtype=np.int64) for toks in token_lists]
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        """Words of a generated id sequence, stopping before ``<EOS>`` (``Vocabulary.decode`` does)."""
+        return list(self.vocab.decode(ids))
+
+    def log_unigram(self, token_lists: Sequence[Tokens]) -> np.ndarray:
+        """``(V,)`` log add-one unigram frequencies of the targets: the output bias at initialisation."""
+        counts = np.bincount(np.concatenate(self.encode(token_lists)), minlength=self.vocab_size) + 1.0
+        return np.log(counts / counts.sum())
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    @staticmethod
+    def _n_requests(users, items) -> int:
+        sizes = {len(x) for x in (users, items) if x is not None}
+        if not sizes:
+            raise ValueError("generate() needs users or items (one explanation per entry)")
+        if len(sizes) > 1:
+            raise ValueError(f"users and items differ in length: {sorted(sizes)}")
+        return sizes.pop()
+
+
+def _take(ids: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if ids is None else ids[rows]
+
+
+class NeuralTokenLM(TokenLM):
+    """Training, perplexity and sampling shared by the torch language models.
+
+    Subclasses implement :meth:`_build_net` returning a module with ``features(inp, users, items)
+    -> (B, T, H)`` and ``logits(features) -> (B, T, V)``; ``users``/``items`` are ``(B,)`` id
+    tensors or ``None``. Training minimises the mean token cross-entropy with Adam; with
+    ``valid_frac > 0`` that share of the training reviews is held out, the held-out perplexity is
+    measured after every epoch and the best epoch's weights are kept (early stopping, ``patience``).
+
+    Parameters
+    ----------
+    vocab : Vocabulary
+        Shared vocabulary.
+    epochs, batch_size, lr, grad_clip : training schedule (Adam, gradient-norm clipping).
+    valid_frac : float
+        Held-out share of the training reviews for early stopping (0 disables it).
+    patience : int
+        Epochs without held-out improvement before stopping.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    seed : int
+        Seeds the initialisation, the held-out split and the batch order.
+    """
+
+    #: whether the model reads user / item ids
+    uses_users = False
+    uses_items = False
+
+    def __init__(self, vocab, *, epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, grad_clip: float = 5.0,
+                 valid_frac: float = 0.1, patience: int = 2, device: str = "auto", seed: int = 0) -> None:
+        super().__init__(vocab)
+        if epochs < 1 or batch_size < 1 or lr <= 0:
+            raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+        if not 0.0 <= valid_frac < 1.0:
+            raise ValueError(f"valid_frac must be in [0, 1), got {valid_frac}")
+        self.epochs, self.batch_size, self.lr, self.grad_clip = epochs, batch_size, lr, grad_clip
+        self.valid_frac, self.patience, self.seed = valid_frac, patience, seed
+        self.device_name = device
+        self.history: list[dict[str, float]] = []
+
+    # -- subclass hooks --------------------------------------------------------------------
+    def _build_net(self, n_users: int, n_items: int, train_token_lists: Sequence[Tokens]):
+        raise NotImplementedError
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _ids(self, ids, n: int, name: str, bound: int | None) -> np.ndarray | None:
+        if ids is None:
+            return None
+        arr = np.asarray(ids, dtype=np.int64)
+        if arr.shape != (n,):
+            raise ValueError(f"{name} must have one id per review ({n}), got shape {arr.shape}")
+        if arr.size and (arr.min() < 0 or (bound is not None and arr.max() >= bound)):
+            raise ValueError(f"{name} ids must lie in [0, {bound}) (ids seen in training)")
+        return arr
+
+    def _conditions(self, n: int, users, items, fitting: bool = False):
+        if self.uses_users and users is None:
+            raise ValueError(f"{type(self).__name__} needs users")
+        if self.uses_items and items is None:
+            raise ValueError(f"{type(self).__name__} needs items")
+        u = self._ids(users, n, "users", None if fitting else self.n_users) if self.uses_users else None
+        i = self._ids(items, n, "items", None if fitting else self.n_items) if self.uses_items else None
+        return u, i
+
+    def _batches(self, seqs: list[np.ndarray], order: np.ndarray, u, i):
+        import torch
+
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            T = max(len(seqs[k]) for k in idx)
+            tgt = np.full((len(idx), T), self.pad_id, dtype=np.int64)  # (B, T)
+            for r, k in enumerate(idx):
+                tgt[r, : len(seqs[k])] = seqs[k]
+            inp = np.concatenate([np.full((len(idx), 1), self.bos_id), tgt[:, :-1]], 1)  # (B, T)
+            inp[inp == self.eos_id] = self.pad_id  # nothing is read after <EOS>
+            yield (torch.from_numpy(inp).to(self.device), torch.from_numpy(tgt).to(self.device),
+                   None if u is None else torch.from_numpy(u[idx]).to(self.device),
+                   None if i is None else torch.from_numpy(i[idx]).to(self.device))
+
+    def _length_batches(self, seqs, rng: np.random.Generator | None) -> np.ndarray:
+        """Indices ordered so that a batch holds reviews of similar length (shuffled batch order)."""
+        order = np.argsort([len(s) for s in seqs], kind="stable")
+        chunks = [order[k:k + self.batch_size] for k in range(0, len(order), self.batch_size)]
+        if rng is not None:
+            chunks = [chunks[j] for j in rng.permutation(len(chunks))]
+        return np.concatenate(chunks) if chunks else order
+
+    def _masked_logits(self, feats):
+        logits = self.net.logits(feats)  # (B, T, V)
+        return logits.masked_fill(self._blocked, float("-inf"))
+
+    def _nll(self, seqs, u, i) -> tuple[float, int]:
+        import torch
+        from torch.nn import functional as F
+
+        self.net.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for inp, tgt, bu, bi in self._batches(seqs, self._length_batches(seqs, None), u, i):
+                logits = self._masked_logits(self.net.features(inp, bu, bi))  # (B, T, V)
+                nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=self.pad_id,
+                                      reduction="sum")
+                total += float(nll)
+                count += int((tgt != self.pad_id).sum())
+        return total, count
+
+    # -- public API ------------------------------------------------------------------------
+    def fit(self, train_token_lists: Sequence[Tokens], users=None, items=None) -> "NeuralTokenLM":
+        """Train on the reviews ``train_token_lists`` (with their ``users``/``items`` ids when conditioned)."""
+        import copy
+
+        import torch
+        from torch.nn import functional as F
+        from tqdm.auto import tqdm
+
+        from ..device import pick_device
+        from ..metrics.language import perplexity_from_nll
+
+        seqs = self.encode(train_token_lists)
+        if len(seqs) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least two training reviews")
+        u, i = self._conditions(len(seqs), users, items, fitting=True)
+        self.n_users = int(u.max()) + 1 if u is not None else 0
+        self.n_items = int(i.max()) + 1 if i is not None else 0
+        self.device = pick_device(self.device_name)
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.net = self._build_net(self.n_users, self.n_items, train_token_lists).to(self.device)
+        self._blocked = torch.from_numpy(~self.output_mask).to(self.device)
+        perm = rng.permutation(len(seqs))
+        n_valid = int(round(self.valid_frac * len(seqs)))
+        tr, va = perm[n_valid:], perm[:n_valid]
+        tr_seqs, va_seqs = [seqs[k] for k in tr], [seqs[k] for k in va]
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        best, best_state, bad = float("inf"), None, 0
+        self.history = []
+        for epoch in tqdm(range(self.epochs), desc=type(self).__name__, leave=False):
+            self.net.train()
+            run_nll, run_tok = 0.0, 0
+            order = self._length_batches(tr_seqs, rng)
+            for inp, tgt, bu, bi in self._batches(tr_seqs, order, _take(u, tr), _take(i, tr)):
+                logits = self._masked_logits(self.net.features(inp, bu, bi))  # (B, T, V)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=self.pad_id)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
+                opt.step()
+                n_tok = int((tgt != self.pad_id).sum())
+                run_nll += float(loss.detach()) * n_tok
+                run_tok += n_tok
+            row = {"epoch": epoch + 1, "train_ppl": perplexity_from_nll(run_nll, run_tok)}
+            if n_valid:
+                row["valid_ppl"] = perplexity_from_nll(*self._nll(va_seqs, _take(u, va), _take(i, va)))
+            self.history.append(row)
+            log.info("%s epoch %d: %s", type(self).__name__, epoch + 1, row)
+            if n_valid:
+                if row["valid_ppl"] < best:
+                    best, best_state, bad = row["valid_ppl"], copy.deepcopy(self.net.state_dict()), 0
+                else:
+                    bad += 1
+                    if bad >= self.patience:
+                        break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        self.fitted = True
+        return self
+
+    def perplexity(self, token_lists: Sequence[Tokens], users=None, items=None) -> float:
+        """``exp`` of the mean NLL per token (words + ``<EOS>``) of ``token_lists``."""
+        from ..metrics.language import perplexity_from_nll
+
+        self._check_fitted()
+        seqs = self.encode(token_lists)
+        u, i = self._conditions(len(seqs), users, items)
+        return perplexity_from_nll(*self._nll(seqs, u, i))
+
+    def generate(self, users=None, items=None, max_len: int = 30, seed: int = 0,
+                 batch_size: int = 256) -> list[list[str]]:
+        """Sample one review per entry of ``users``/``items`` (``<UNK>`` excluded), up to ``max_len`` words."""
+        import torch
+
+        self._check_fitted()
+        n = self._n_requests(users, items)
+        u, i = self._conditions(n, users, items)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        blocked = self._blocked.clone()
+        blocked[self.unk_id] = True
+        self.net.eval()
+        out: list[list[str]] = []
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                sl = slice(start, min(n, start + batch_size))
+                bu = None if u is None else torch.from_numpy(u[sl]).to(self.device)
+                bi = None if i is None else torch.from_numpy(i[sl]).to(self.device)
+                B = sl.stop - sl.start
+                seq = torch.full((B, 1), self.bos_id, dtype=torch.long, device=self.device)  # (B, 1+t)
+                done = torch.zeros(B, dtype=torch.bool, device=self.device)
+                for _ in range(max_len):
+                    logits = self.net.logits(self.net.features(seq, bu, bi)[:, -1:])[:, 0]  # (B, V)
+                    probs = torch.softmax(logits.masked_fill(blocked, float("-inf")), -1)
+                    nxt = torch.multinomial(probs.cpu(), 1, generator=gen).to(self.device)[:, 0]  # (B,)
+                    nxt = torch.where(done, torch.full_like(nxt, self.eos_id), nxt)
+                    done |= nxt == self.eos_id
+                    seq = torch.cat([seq, nxt[:, None]], 1)
+                    if bool(done.all()):
+                        break
+                out.extend(self.decode(row[1:].tolist()) for row in seq.cpu())
+        return out

@@ -1,0 +1,446 @@
+"""Algorithm 1 of the MT model (Lu, Dong & Smyth, RecSys 2018, Sec. 3.4) and its Table-2 ablations.
+
+Each epoch: ALS updates of U and V toward the current textual features (Eqs. 11-12), then
+``t_steps`` teacher-forcing updates of the generators, ``g_steps`` policy-gradient updates
+(Eq. 3, rewards from the discriminators with Monte Carlo rollouts) and ``d_steps``
+discriminator updates (Eq. 2). The generator loss carries the multi-task regularizer of Eq. 4,
+here ``lambda_text/2 * ||U - U~||^2`` summed over the batch's users (and items), i.e. the
+squared norm of Eq. 10 so that both halves of the alternation minimize the same objective.
+
+Variants (Table 2):
+
+* ``"full"`` (MT): document encoders + decoders + discriminators.
+* ``"no_encoder"`` (MT-encoder): U~, V~ are free embeddings (lookup) instead of encoded documents;
+  the decoder and the adversarial steps stay.
+* ``"no_decoder"`` (MT-decoder): encoders only, trained to minimize ||U - U~|| (no decoder, no
+  generator or discriminator steps).
+
+Choices the paper leaves open, stated here and in the chapter: during training the document
+of the target review's user (item) is a random sample of ``doc_sample`` of their *other*
+training reviews (so the decoder cannot copy the target); at evaluation it is every training
+review. MT-U, MT-I and MT-P share the two document encoders (one user encoder, one item
+encoder, as in Sec. 3.2) and have one decoder and one discriminator each. The rating model
+(Table 2 "MT") uses the features of these shared encoders.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .camf import ContextAwareMF
+from .discriminator import ReviewDiscriminator
+from .reinforce import batch_baseline, monte_carlo_rewards, reinforce_loss
+from .seq2seq import DocumentEncoder, EntityEncoder, ReviewDecoder, sequence_log_probs
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("full", "no_encoder", "no_decoder")
+DECODERS = ("U", "I", "P")
+
+
+@dataclass
+class ReviewTensors:
+    """Every review of a dataset as padded token ids (review tokens then EOS, PAD after).
+
+    Attributes
+    ----------
+    tokens : (n_reviews, L) int64
+    users, items : (n_reviews,) int64 indices
+    ratings : (n_reviews,) float
+    """
+
+    tokens: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    n_users: int
+    n_items: int
+    vocab_size: int
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+    def __post_init__(self) -> None:
+        n = len(self.tokens)
+        if not (len(self.users) == len(self.items) == len(self.ratings) == n):
+            raise ValueError("tokens, users, items and ratings must have one row per review")
+        if self.tokens.ndim != 2 or self.tokens.shape[1] < 1:
+            raise ValueError(f"tokens must be a (n_reviews, L) array, got shape {self.tokens.shape}")
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return (self.tokens != self.pad_id).sum(axis=1)
+
+
+class MultiTaskModel:
+    """Context-aware MF + adversarial seq2seq review generation, trained by Algorithm 1.
+
+    Parameters
+    ----------
+    variant : {"full", "no_encoder", "no_decoder"}
+        MT, MT-encoder or MT-decoder (Table 2).
+    decoders : sequence of {"U", "I", "P"}
+        Review generators to train: MT-U (conditioned on U~), MT-I (V~), MT-P ([U~, V~]).
+    n_factors : int
+        D, shared by the MF factors and the textual features.
+    emb_dim, hidden : int
+        Word-vector size k and decoder GRU units.
+    lambda_u, lambda_v : float
+        Eq. 10 prior weights (ALS).
+    lambda_text : float
+        lambda of Eq. 4 (weight of ||U - U~||^2 in the generator loss).
+    n_epochs, t_steps, g_steps, d_steps : int
+        Algorithm 1's outer epochs and inner iteration counts.
+    batch_size, doc_sample, n_rollouts, max_len : int
+        Reviews per step, reviews per sampled training document, Monte Carlo rollouts per
+        step, longest generated review (tokens incl. EOS).
+    rollout_stride : int
+        Roll out from every ``rollout_stride``-th prefix (1 = every step, the paper).
+    lr, d_lr : float
+        Adam learning rates of the generators (encoders included) and the discriminators.
+    pretrained : (vocab_size, emb_dim) array, optional
+        word2vec vectors for the encoder and decoder embeddings.
+    """
+
+    def __init__(self, n_users: int, n_items: int, vocab_size: int, *, pad_id: int, bos_id: int, eos_id: int,
+                 variant: str = "full", decoders: Sequence[str] = DECODERS, n_factors: int = 32, emb_dim: int = 64,
+                 hidden: int = 64, disc_entity_dim: int = 16, disc_filters: int = 32, lambda_u: float = 1.0,
+                 lambda_v: float = 1.0, lambda_text: float = 1.0, n_epochs: int = 10, t_steps: int = 100,
+                 g_steps: int = 5, d_steps: int = 10, final_sweeps: int = 5, batch_size: int = 64,
+                 doc_sample: int = 8, n_rollouts: int = 4, rollout_stride: int = 1, max_len: int = 40, lr: float = 1e-3, d_lr: float = 1e-3,
+                 center: bool = True, pretrained: np.ndarray | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu") -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"Unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        bad = sorted(set(decoders) - set(DECODERS))
+        if bad:
+            raise ValueError(f"Unknown decoder(s) {bad}; valid: {', '.join(DECODERS)}")
+        self.n_users, self.n_items, self.vocab_size = n_users, n_items, vocab_size
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        self.variant = variant
+        self.decoder_names = tuple(decoders) if variant != "no_decoder" else ()
+        self.n_factors = n_factors
+        self.lambda_text = lambda_text
+        self.n_epochs, self.t_steps, self.g_steps, self.d_steps = n_epochs, t_steps, g_steps, d_steps
+        self.final_sweeps = final_sweeps
+        self.batch_size, self.doc_sample, self.n_rollouts, self.max_len = batch_size, doc_sample, n_rollouts, max_len
+        self.rollout_stride = rollout_stride
+        self.seed = seed
+        self.device = torch.device(device)
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.mf = ContextAwareMF(n_factors, lambda_u, lambda_v, center=center, seed=seed)
+        if variant == "no_encoder":
+            self.user_enc: nn.Module = EntityEncoder(n_users, n_factors)
+            self.item_enc: nn.Module = EntityEncoder(n_items, n_factors)
+        else:
+            self.user_enc = DocumentEncoder(vocab_size, emb_dim, n_factors, pad_id, pretrained)
+            self.item_enc = DocumentEncoder(vocab_size, emb_dim, n_factors, pad_id, pretrained)
+        cond = {"U": n_factors, "I": n_factors, "P": 2 * n_factors}
+        ents = {"U": (n_users,), "I": (n_items,), "P": (n_users, n_items)}
+        self.decoders = nn.ModuleDict({k: ReviewDecoder(vocab_size, emb_dim, hidden, cond[k], pad_id, pretrained,
+                                                         banned_ids=(pad_id, bos_id))
+                                       for k in self.decoder_names})
+        self.discriminators = nn.ModuleDict({k: ReviewDiscriminator(vocab_size, emb_dim, ents[k], disc_entity_dim,
+                                                                    disc_filters, pad_id=pad_id)
+                                             for k in self.decoder_names})
+        gen_params = [*self.user_enc.parameters(), *self.item_enc.parameters(), *self.decoders.parameters()]
+        for m in (self.user_enc, self.item_enc, self.decoders, self.discriminators):
+            m.to(self.device)
+        self.g_opt = torch.optim.Adam(gen_params, lr=lr)
+        self.d_opt = torch.optim.Adam(self.discriminators.parameters(), lr=d_lr) if self.decoder_names else None
+        self.history: list[dict[str, float]] = []
+        self._data: ReviewTensors | None = None
+
+    # ------------------------------------------------------------------ data helpers
+    def _tensor(self, a: np.ndarray, dtype=torch.long) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=dtype, device=self.device)
+
+    def _index_docs(self, data: ReviewTensors, train_idx: np.ndarray) -> None:
+        self._data = data
+        self.train_idx = np.asarray(train_idx, dtype=np.int64)
+        self.user_docs = [[] for _ in range(data.n_users)]
+        self.item_docs = [[] for _ in range(data.n_items)]
+        for r in self.train_idx:
+            self.user_docs[data.users[r]].append(r)
+            self.item_docs[data.items[r]].append(r)
+        self.user_docs = [np.asarray(d, dtype=np.int64) for d in self.user_docs]
+        self.item_docs = [np.asarray(d, dtype=np.int64) for d in self.item_docs]
+
+    def _encode_sampled(self, enc: nn.Module, docs: list[np.ndarray], ids: np.ndarray, exclude: np.ndarray) -> torch.Tensor:
+        """Textual features (B, D) of ``ids`` from up to ``doc_sample`` of their other training reviews."""
+        if isinstance(enc, EntityEncoder):
+            return enc(self._tensor(ids))
+        rows, owners = [], []
+        for b, (e, ex) in enumerate(zip(ids, exclude)):
+            cand = docs[e][docs[e] != ex]
+            if len(cand) > self.doc_sample:
+                cand = self.rng.choice(cand, self.doc_sample, replace=False)
+            rows.extend(cand.tolist())
+            owners.extend([b] * len(cand))
+        if not rows:
+            return torch.zeros(len(ids), self.n_factors, device=self.device)
+        tok = self._data.tokens[rows]
+        return enc(self._tensor(tok), self._tensor(self._data.lengths[rows]), self._tensor(owners), len(ids))
+
+    @torch.no_grad()
+    def _encode_all(self, enc: nn.Module, owners_of_review: np.ndarray, n: int, chunk: int = 512) -> np.ndarray:
+        """Textual features of every user (item) from all of their training reviews: (n, D)."""
+        if isinstance(enc, EntityEncoder):
+            return enc.table.weight.detach().cpu().numpy().astype(float)
+        enc.eval()
+        sums = np.zeros((n, self.n_factors))
+        idx = self.train_idx
+        for s in range(0, len(idx), chunk):
+            rows = idx[s:s + chunk]
+            h = enc.encode_reviews(self._tensor(self._data.tokens[rows]), self._tensor(self._data.lengths[rows]))
+            np.add.at(sums, owners_of_review[rows], h.cpu().numpy())
+        enc.train()
+        counts = np.bincount(owners_of_review[idx], minlength=n)
+        return sums / np.maximum(counts, 1)[:, None]
+
+    def text_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current U~ (N, D) and V~ (M, D) from the full training documents."""
+        return (self._encode_all(self.user_enc, self._data.users, self.n_users),
+                self._encode_all(self.item_enc, self._data.items, self.n_items))
+
+    def _cond(self, name: str, u_feat: torch.Tensor, v_feat: torch.Tensor) -> torch.Tensor:
+        if name == "P":
+            return torch.cat([u_feat, v_feat], dim=-1)                            # (B, 2D)
+        return u_feat if name == "U" else v_feat                                  # (B, D)
+
+    def _entities(self, name: str, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return {"U": (users,), "I": (items,), "P": (users, items)}[name]
+
+    def _batch(self) -> np.ndarray:
+        return self.rng.choice(self.train_idx, min(self.batch_size, len(self.train_idx)), replace=False)
+
+    def _reg(self, rows: np.ndarray, u_feat: torch.Tensor, v_feat: torch.Tensor) -> torch.Tensor:
+        """lambda_text/2 * (||U_i - U~_i||^2 + ||V_j - V~_j||^2) averaged over the batch (Eq. 4)."""
+        U = self._tensor(self.mf.U[self._data.users[rows]], torch.float32)
+        V = self._tensor(self.mf.V[self._data.items[rows]], torch.float32)
+        return 0.5 * self.lambda_text * (((U - u_feat) ** 2).sum(-1) + ((V - v_feat) ** 2).sum(-1)).mean()
+
+    def _features(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        u = self._encode_sampled(self.user_enc, self.user_docs, self._data.users[rows], rows)
+        v = self._encode_sampled(self.item_enc, self.item_docs, self._data.items[rows], rows)
+        return u, v
+
+    # ------------------------------------------------------------------ Algorithm 1 steps
+    def t_step(self) -> float:
+        """Teacher forcing (maximum likelihood) + Eq. 4 regularizer on one batch."""
+        rows = self._batch()
+        u, v = self._features(rows)
+        loss = self._reg(rows, u, v)
+        targets = self._tensor(self._data.tokens[rows])
+        for name, dec in self.decoders.items():
+            logp, mask = sequence_log_probs(dec, self._cond(name, u, v), targets, self.bos_id, self.pad_id, self.eos_id)
+            loss = loss - logp.sum() / mask.sum()
+        self.g_opt.zero_grad()
+        loss.backward()
+        self.g_opt.step()
+        return loss.item()
+
+    def _reward_fn(self, name: str, users: torch.Tensor, items: torch.Tensor):
+        disc = self.discriminators[name]
+        ents = self._entities(name, users, items)
+        return lambda seqs: torch.sigmoid(disc(seqs, ents))
+
+    def g_step(self) -> float:
+        """Policy gradient (Eq. 3) with Monte Carlo rewards + Eq. 4 regularizer on one batch."""
+        rows = self._batch()
+        u, v = self._features(rows)
+        users, items = self._tensor(self._data.users[rows]), self._tensor(self._data.items[rows])
+        loss = self._reg(rows, u, v)
+        self.discriminators.eval()
+        for name, dec in self.decoders.items():
+            cond = self._cond(name, u, v)
+            c = cond.detach()
+            seqs = dec.sample(c, self.max_len, self.bos_id, self.eos_id, self.pad_id)        # (B, L)
+            mask = (seqs != self.pad_id).float()
+            rewards = monte_carlo_rewards(
+                seqs, mask, lambda p: dec.sample(c, self.max_len, self.bos_id, self.eos_id, self.pad_id, prefix=p),
+                self._reward_fn(name, users, items), self.n_rollouts, self.rollout_stride)    # (B, L)
+            logp, _ = sequence_log_probs(dec, cond, seqs, self.bos_id, self.pad_id, self.eos_id)
+            loss = loss + reinforce_loss(logp, rewards, batch_baseline(rewards, mask), mask) / mask.sum(1).mean()
+        self.discriminators.train()
+        self.g_opt.zero_grad()
+        loss.backward()
+        self.g_opt.step()
+        return loss.item()
+
+    def d_step(self) -> float:
+        """Eq. 2: real reviews of the batch -> 1, generated reviews for the same entities -> 0."""
+        rows = self._batch()
+        with torch.no_grad():
+            u, v = self._features(rows)
+        users, items = self._tensor(self._data.users[rows]), self._tensor(self._data.items[rows])
+        real = self._tensor(self._data.tokens[rows])
+        bce = nn.BCEWithLogitsLoss()
+        loss = torch.zeros((), device=self.device)
+        for name, dec in self.decoders.items():
+            fake = dec.sample(self._cond(name, u, v), self.max_len, self.bos_id, self.eos_id, self.pad_id)
+            fake = _pad_to(fake, real.shape[1], self.pad_id)
+            real_c = _pad_to(real, fake.shape[1], self.pad_id)
+            ents = self._entities(name, users, items)
+            disc = self.discriminators[name]
+            logits = torch.cat([disc(real_c, ents), disc(fake, ents)])
+            labels = torch.cat([torch.ones(len(rows)), torch.zeros(len(rows))]).to(self.device)
+            loss = loss + bce(logits, labels)
+        self.d_opt.zero_grad()
+        loss.backward()
+        self.d_opt.step()
+        return loss.item()
+
+    def fit(self, data: ReviewTensors, train_idx: np.ndarray, progress: bool = False) -> "MultiTaskModel":
+        """Run Algorithm 1 on the training reviews ``train_idx``."""
+        self._index_docs(data, train_idx)
+        t = self.train_idx
+        self.mf.init(data.users[t], data.items[t], data.ratings[t], data.n_users, data.n_items)
+        for epoch in tqdm(range(self.n_epochs), desc=f"MT[{self.variant}]", disable=not progress, leave=False):
+            U_text, V_text = self.text_features()
+            mf_loss = self.mf.sweep(U_text, V_text)
+            t_loss = np.mean([self.t_step() for _ in range(self.t_steps)]) if self.t_steps else math.nan
+            g_loss = np.mean([self.g_step() for _ in range(self.g_steps)]) if self.decoder_names and self.g_steps else math.nan
+            d_loss = np.mean([self.d_step() for _ in range(self.d_steps)]) if self.decoder_names and self.d_steps else math.nan
+            self.history.append({"epoch": epoch + 1, "mf_loss": mf_loss, "t_loss": float(t_loss),
+                                 "g_loss": float(g_loss), "d_loss": float(d_loss)})
+            log.info("MT[%s] epoch %d: %s", self.variant, epoch + 1, self.history[-1])
+        U_text, V_text = self.text_features()
+        for _ in range(self.final_sweeps):
+            self.mf.sweep(U_text, V_text)
+        self.U_text, self.V_text = U_text, V_text
+        return self
+
+    # ------------------------------------------------------------------ evaluation
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings mu + U_i^T V_j."""
+        return self.mf.predict(users, items)
+
+    def _eval_cond(self, name: str, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
+        u = self._tensor(self.U_text[users], torch.float32)
+        v = self._tensor(self.V_text[items], torch.float32)
+        return self._cond(name, u, v)
+
+    @torch.no_grad()
+    def neg_log_likelihood(self, name: str, rows: np.ndarray, chunk: int = 256) -> tuple[float, int]:
+        """Summed -log p of the reviews ``rows`` (EOS included) under decoder ``name`` and their token count."""
+        dec = self.decoders[name]
+        dec.eval()
+        total, count = 0.0, 0
+        for s in range(0, len(rows), chunk):
+            r = rows[s:s + chunk]
+            cond = self._eval_cond(name, self._data.users[r], self._data.items[r])
+            logp, mask = sequence_log_probs(dec, cond, self._tensor(self._data.tokens[r]), self.bos_id, self.pad_id, self.eos_id)
+            total -= float(logp.sum())
+            count += int(mask.sum())
+        dec.train()
+        return total, count
+
+    def perplexity(self, name: str, rows: np.ndarray) -> float:
+        """exp of the mean per-token negative log-likelihood of the reviews ``rows``."""
+        nll, n = self.neg_log_likelihood(name, np.asarray(rows))
+        return float(np.exp(nll / n))
+
+    @torch.no_grad()
+    def generate(self, name: str, users: np.ndarray, items: np.ndarray, max_len: int | None = None,
+                 greedy: bool = True, chunk: int = 256) -> np.ndarray:
+        """Generated explanations (n, L) token ids (EOS then PAD at the end)."""
+        dec = self.decoders[name]
+        dec.eval()
+        out = []
+        for s in range(0, len(users), chunk):
+            cond = self._eval_cond(name, users[s:s + chunk], items[s:s + chunk])
+            out.append(dec.sample(cond, max_len or self.max_len, self.bos_id, self.eos_id, self.pad_id, greedy=greedy).cpu().numpy())
+        dec.train()
+        return np.concatenate(out) if out else np.zeros((0, max_len or self.max_len), dtype=np.int64)
+
+    @torch.no_grad()
+    def discriminator_scores(self, name: str, tokens: np.ndarray, users: np.ndarray, items: np.ndarray,
+                             disc: ReviewDiscriminator | None = None) -> np.ndarray:
+        """D(review | entity) in [0, 1] for each row."""
+        disc = disc or self.discriminators[name]
+        was_training = disc.training
+        disc.eval()
+        ents = self._entities(name, self._tensor(users), self._tensor(items))
+        p = torch.sigmoid(disc(self._tensor(tokens), ents)).cpu().numpy()
+        disc.train(was_training)
+        return p
+
+    def shuffled_label_accuracy(self, name: str, rows: np.ndarray, seed: int = 0) -> float:
+        """Sec. 4.3: replace the user (``"U"``) or item (``"I"``) of a random half of the reviews
+        ``rows`` by another one and score whether D > 0.5 agrees with "label is the original"."""
+        if name not in ("U", "I"):
+            raise ValueError("shuffled-label accuracy is defined for the user ('U') or item ('I') discriminator")
+        rng = np.random.default_rng(seed)
+        users, items = self._data.users[rows].copy(), self._data.items[rows].copy()
+        target, n_ent = (users, self.n_users) if name == "U" else (items, self.n_items)
+        flip = np.zeros(len(rows), dtype=bool)
+        flip[rng.choice(len(rows), len(rows) // 2, replace=False)] = True
+        # a different entity: add a random non-zero offset modulo the number of entities
+        target[flip] = (target[flip] + rng.integers(1, n_ent, flip.sum())) % n_ent
+        p = self.discriminator_scores(name, self._data.tokens[rows], users, items)
+        return float(np.mean((p > 0.5) == ~flip))
+
+    def discriminator_learning_curve(self, name: str, test_rows: np.ndarray, n_steps: int = 100,
+                                     eval_every: int = 5, seed: int = 0) -> dict[str, list[float]]:
+        """Fig. 3: train a fresh discriminator against the fully trained generator and record its
+        accuracy on held-out reviews (real test reviews vs. reviews generated for the same pairs)."""
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        old = self.discriminators[name]
+        disc = ReviewDiscriminator(self.vocab_size, old.embed.embedding_dim, tuple(e.num_embeddings for e in old.entities),
+                                   old.entities[0].embedding_dim, old.convs[0].out_channels, old.windows,
+                                   pad_id=self.pad_id).to(self.device)
+        opt = torch.optim.Adam(disc.parameters(), lr=self.d_opt.param_groups[0]["lr"])
+        bce = nn.BCEWithLogitsLoss()
+        d = self._data
+        fake_test = self.generate(name, d.users[test_rows], d.items[test_rows], greedy=False)
+        real_test = d.tokens[test_rows]
+        width = max(fake_test.shape[1], real_test.shape[1])
+        eval_tok = np.concatenate([_pad_np(real_test, width, self.pad_id), _pad_np(fake_test, width, self.pad_id)])
+        eval_u = np.concatenate([d.users[test_rows]] * 2)
+        eval_i = np.concatenate([d.items[test_rows]] * 2)
+        eval_y = np.concatenate([np.ones(len(test_rows)), np.zeros(len(test_rows))])
+
+        def accuracy() -> float:
+            p = self.discriminator_scores(name, eval_tok, eval_u, eval_i, disc=disc)
+            return float(np.mean((p > 0.5) == (eval_y == 1)))
+
+        steps, accs = [0], [accuracy()]
+        for step in range(1, n_steps + 1):
+            rows = rng.choice(self.train_idx, min(self.batch_size, len(self.train_idx)), replace=False)
+            fake = self.generate(name, d.users[rows], d.items[rows], greedy=False)
+            w = max(fake.shape[1], d.tokens.shape[1])
+            tok = np.concatenate([_pad_np(d.tokens[rows], w, self.pad_id), _pad_np(fake, w, self.pad_id)])
+            uu, ii = np.concatenate([d.users[rows]] * 2), np.concatenate([d.items[rows]] * 2)
+            y = torch.cat([torch.ones(len(rows)), torch.zeros(len(rows))]).to(self.device)
+            logits = disc(self._tensor(tok), self._entities(name, self._tensor(uu), self._tensor(ii)))
+            loss = bce(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % eval_every == 0 or step == n_steps:
+                steps.append(step)
+                accs.append(accuracy())
+        return {"step": steps, "accuracy": accs}
+
+
+def _pad_to(x: torch.Tensor, width: int, pad_id: int) -> torch.Tensor:
+    if x.shape[1] >= width:
+        return x
+    return torch.cat([x, x.new_full((x.shape[0], width - x.shape[1]), pad_id)], dim=1)
+
+
+def _pad_np(x: np.ndarray, width: int, pad_id: int) -> np.ndarray:
+    if x.shape[1] >= width:
+        return x
+    return np.concatenate([x, np.full((x.shape[0], width - x.shape[1]), pad_id, dtype=x.dtype)], axis=1)

@@ -1,0 +1,225 @@
+"""MVAE: Multi-Scale Distribution Deep Variational Autoencoders for explanation generation.
+
+Recognition network (Eqs. 2-3), prior network (Eq. 4), multi-scale learning framework with
+target-tracking KL (MLF/TKL, Eqs. 6-7, beta annealing of Eq. 11), reconstruction network
+(Eq. 8) feeding a GPT-style Transformer decoder trained by NLL (Eq. 9); objective Eq. 10.
+
+Variants (``variant=``):
+
+* ``"mvae"`` -- the full model.
+* ``"nokl"`` -- MVAE-NoKL of Sec. 4.3/Table 3: the beta term ``KL(q_theta || N(0, I))`` of TKL is removed.
+* ``"nomlf"`` -- MVAE-NoMLF: only the smallest-scale distribution is kept (the other BlockRs/BlockPs
+  only compress, and the reconstruction network adds a latent at the smallest scale only).
+* ``"norn"`` -- MVAE-NoRN of Sec. 4.8/Fig. 6: trained with the test-phase architecture (Fig. 2b):
+  no recognition network, ``z_j = mu_p`` and no KL term.
+
+Choices where the paper is silent or ambiguous (stated in the chapter too):
+
+* ``sigma`` of Eqs. 3-4 is parameterised as a log-variance.
+* Eq. 6 writes the beta term as ``KL(q_theta(z|x) || N(0, I))`` while the text says
+  ``KL(N(0, I) || q_theta)``; we follow Eq. 6.
+* The recognition encoder reads the explanation words and ``<EOS>`` (no ``<BOS>``), after the two
+  summary tokens ``C1, C2``; decoder inputs are ``[T1, T2, <BOS>, w_1 .. w_n]`` with a causal mask.
+* The user/item/rating embeddings each have size ``2 d_model / 3`` so that ``[E_u, E_i, E_r]`` has
+  the size of ``[O_1, O_2]`` (1,536 = 3 x 512 in the paper); the rating enters as the binary
+  sentiment (rating >= 3, Sec. 4.4). The output layer is tied to the shared word embeddings.
+* Losses are summed over tokens and latent dimensions per sentence (Eqs. 9-10) and averaged
+  over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..explain.common import ExplanationBatch, ExplanationGenerator, TextSpec, causal_mask, token_nll
+from .blocks import Block, gaussian_kl
+
+VARIANTS = ("mvae", "nokl", "nomlf", "norn")
+
+
+def tkl_beta(step: int, beta: float = 1e-3, k: float = 0.0025, a0: float = 0.0) -> float:
+    """Eq. 11: ``beta' = beta / (1 + exp(-k (n_step - a0)))``."""
+    z = -k * (step - a0)
+    if z > 700:  # exp overflow: beta' underflows to 0
+        return 0.0
+    return beta / (1.0 + math.exp(z))
+
+
+def tkl(mu_r: torch.Tensor, logvar_r: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor,
+        beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 6 for one scale: ``KL(q_theta || q_phi) + beta KL(q_theta || N(0, I))``.
+
+    Returns ``(tkl, kl_prior, kl_std)``, each ``(B,)``.
+    """
+    kl_prior = gaussian_kl(mu_r, logvar_r, mu_p, logvar_p)
+    kl_std = gaussian_kl(mu_r, logvar_r)
+    return kl_prior + beta * kl_std, kl_prior, kl_std
+
+
+class _Compressor(nn.Module):
+    """``n_d`` compression Blocks then ``n_s`` Blocks emitting ``(mu, logvar, C')`` (Eqs. 3-4).
+
+    Sizes halve at every Block (compression ratio 0.5, Sec. 4.4). ``with_dist[j]`` says whether the
+    j-th distribution Block emits a distribution (all do, except under NoMLF).
+    """
+
+    def __init__(self, d_in: int, n_d: int, n_s: int, with_dist: list[bool], dropout: float) -> None:
+        super().__init__()
+        dims = [d_in // 2 ** k for k in range(n_d + n_s + 1)]
+        self.compress = nn.ModuleList(Block(dims[k], dims[k + 1], dropout=dropout) for k in range(n_d))
+        self.with_dist = with_dist
+        self.dist = nn.ModuleList(
+            Block(dims[n_d + j], (3 if with_dist[j] else 1) * dims[n_d + j + 1], d_hidden=dims[n_d + j + 1], dropout=dropout)
+            for j in range(n_s))
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor] | None]]:
+        for block in self.compress:
+            x = block(x)
+        dists = []
+        for block, has in zip(self.dist, self.with_dist):
+            out = block(x)
+            if has:
+                mu, logvar, x = out.chunk(3, -1)  # each (B, d_j)
+                dists.append((mu, logvar))
+            else:
+                x = out
+                dists.append(None)
+        return x, dists  # (B, d_last), one entry per scale, largest first
+
+
+class MVAE(ExplanationGenerator):
+    """MVAE explanation generator (see module docstring).
+
+    Parameters (paper defaults, Sec. 4.4)
+    ----------
+    n_users, n_items : int
+    spec : TextSpec
+    d_model : int
+        Transformer hidden size ``d_v`` (768).
+    n_layers : int
+        Layers of the Transformer encoder and of the decoder (2 each).
+    n_heads : int
+        Attention heads (not given in the paper; 12 as in GPT-2 small for 768).
+    n_rd, n_rs : int
+        Compression and distribution Blocks of the recognition and prior networks
+        (``n_pd = n_rd = 4``, ``n_ps = n_rs = 3``); the reconstruction network has ``n_rs + n_rd`` Blocks.
+    beta, anneal_k, anneal_a0 : float
+        TKL weight and Eq. 11 annealing (0.001, 0.0025, a0 = half the steps NoKL needs to converge).
+    dropout : float
+        0.3 in the Transformer encoder and decoder.
+    max_len : int
+        Longest sequence the positional embeddings cover.
+    variant : {"mvae", "nokl", "nomlf", "norn"}
+    """
+
+    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_model: int = 768, n_layers: int = 2,
+                 n_heads: int = 12, n_rd: int = 4, n_rs: int = 3, beta: float = 1e-3, anneal_k: float = 0.0025,
+                 anneal_a0: float = 0.0, dropout: float = 0.3, block_dropout: float = 0.0, max_len: int = 24,
+                 variant: str = "mvae") -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"Unknown MVAE variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        d_in = 2 * d_model
+        if d_in % 3 or d_in % 2 ** (n_rd + n_rs):
+            raise ValueError(f"2*d_model={d_in} must be divisible by 3 and by 2**(n_rd+n_rs)={2 ** (n_rd + n_rs)}")
+        self.spec, self.variant, self.d_model = spec, variant, d_model
+        self.beta, self.anneal_k, self.anneal_a0 = beta, anneal_k, anneal_a0
+        self.beta_now = tkl_beta(0, beta, anneal_k, anneal_a0)
+        self.n_rs = n_rs
+        with_dist = [variant != "nomlf" or j == n_rs - 1 for j in range(n_rs)]
+        self.with_dist = with_dist
+
+        # shared word embeddings (Sec. 4.4) and the input embeddings of the prior network
+        self.word_emb = nn.Embedding(spec.vocab_size, d_model, padding_idx=spec.pad_id)
+        nn.init.normal_(self.word_emb.weight, std=0.02)  # GPT-style init; the output layer is tied to it
+        e = d_in // 3
+        self.user_emb, self.item_emb, self.rating_emb = nn.Embedding(n_users, e), nn.Embedding(n_items, e), nn.Embedding(2, e)
+
+        # recognition network (Eqs. 2-3); NoRN has none
+        if variant != "norn":
+            self.summary = nn.Parameter(torch.randn(2, d_model) * 0.02)  # C1, C2
+            self.enc_pos = nn.Embedding(max_len + 2, d_model)
+            layer = nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout, activation="gelu", batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+            self.recognition = _Compressor(d_in, n_rd, n_rs, with_dist, block_dropout)
+        # prior network (Eq. 4)
+        self.prior = _Compressor(d_in, n_rd, n_rs, with_dist, block_dropout)
+        dims = self.prior.dims  # d_in, d_in/2, ..., smallest
+        # reconstruction network (Eq. 8): n_rs Blocks adding z (smallest scale first), then n_rd Blocks
+        rev = dims[::-1]
+        self.reconstruct = nn.ModuleList(Block(rev[k], rev[k + 1], dropout=block_dropout) for k in range(n_rd + n_rs))
+        # GPT-style decoder over [T1, T2, <BOS>, w_1 .. w_n]
+        self.dec_pos = nn.Embedding(max_len + 3, d_model)
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout, activation="gelu", batch_first=True)
+        self.decoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.dec_norm = nn.LayerNorm(d_model)
+        self.out_bias = nn.Parameter(torch.zeros(spec.vocab_size))
+
+    # ------------------------------------------------------------------ networks
+    def on_step(self, step: int) -> None:
+        self.beta_now = tkl_beta(step, self.beta, self.anneal_k, self.anneal_a0)
+
+    def prior_net(self, batch: ExplanationBatch) -> tuple[torch.Tensor, list]:
+        e0 = torch.cat([self.user_emb(batch.user), self.item_emb(batch.item), self.rating_emb(batch.sentiment)], -1)  # (B, 2d)
+        return self.prior(e0)
+
+    def recognition_net(self, batch: ExplanationBatch) -> list:
+        words = batch.seq[:, 1:]  # (B, T-1): w_1 .. w_n, <EOS>, pads
+        b, t = words.shape
+        x = torch.cat([self.summary.expand(b, 2, -1), self.word_emb(words)], 1)  # (B, T+1, d)
+        x = x + self.enc_pos(torch.arange(t + 2, device=x.device))
+        pad = torch.cat([torch.zeros(b, 2, dtype=torch.bool, device=x.device), words == self.spec.pad_id], 1)
+        o = self.encoder(x, src_key_padding_mask=pad)  # (B, T+1, d)
+        _, dists = self.recognition(torch.cat([o[:, 0], o[:, 1]], -1))  # C'_0 = [O_1, O_2]: (B, 2d)
+        return dists
+
+    def reconstruction(self, h: torch.Tensor, zs: list[torch.Tensor | None]) -> torch.Tensor:
+        """Eq. 8: ``zs`` largest scale first; returns ``T = [T1, T2]`` as ``(B, 2, d)``."""
+        for j, block in enumerate(self.reconstruct):
+            if j < self.n_rs:
+                z = zs[self.n_rs - 1 - j]  # smallest scale first
+                if z is not None:
+                    h = h + z
+            h = block(h)
+        return torch.stack(h.chunk(2, -1), 1)
+
+    def decode_logits(self, prefix: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Decoder over ``[T1, T2] + tokens``; logits ``(B, L, V)`` at the token positions."""
+        x = torch.cat([prefix, self.word_emb(tokens)], 1)  # (B, 2+L, d)
+        n = x.shape[1]
+        x = x + self.dec_pos(torch.arange(n, device=x.device))
+        h = self.dec_norm(self.decoder(x, mask=causal_mask(n, x.device)))
+        return h[:, 2:] @ self.word_emb.weight.T + self.out_bias  # (B, L, V)
+
+    # ------------------------------------------------------------------ objective
+    def loss(self, batch: ExplanationBatch) -> dict[str, torch.Tensor]:
+        h, prior = self.prior_net(batch)
+        beta = 0.0 if self.variant == "nokl" else self.beta_now
+        mlf = kl_prior = kl_std = torch.zeros(len(batch), device=h.device)
+        if self.variant == "norn" or not self.training:
+            zs = [None if d is None else d[0] for d in prior]  # test phase (Fig. 2b): z_j = mu_p
+        else:
+            post = self.recognition_net(batch)
+            zs = []
+            for q, p in zip(post, prior):
+                if q is None:
+                    zs.append(None)
+                    continue
+                (mu_r, lv_r), (mu_p, lv_p) = q, p
+                zs.append(mu_r + torch.randn_like(mu_r) * (0.5 * lv_r).exp())  # reparameterisation
+                t, kp, ks = tkl(mu_r, lv_r, mu_p, lv_p, beta)
+                mlf, kl_prior, kl_std = mlf + t, kl_prior + kp, kl_std + ks  # Eq. 7: sum of Eq. 6 over scales
+        logits = self.decode_logits(self.reconstruction(h, zs), batch.seq[:, :-1])
+        nll_sum, n_tok = token_nll(logits, batch.seq[:, 1:], self.spec.pad_id)  # Eq. 9
+        return {"loss": (nll_sum + mlf).mean(), "nll": nll_sum.sum() / n_tok.sum(),
+                "kl_prior": kl_prior.mean(), "kl_std": kl_std.mean(), "beta": torch.tensor(beta)}
+
+    @torch.no_grad()
+    def generate(self, batch: ExplanationBatch, max_len: int = 20) -> torch.Tensor:
+        h, prior = self.prior_net(batch)
+        prefix = self.reconstruction(h, [None if d is None else d[0] for d in prior])
+        return self._greedy(lambda toks: self.decode_logits(prefix, toks)[:, -1], len(batch), max_len, h.device)
