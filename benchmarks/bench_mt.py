@@ -3,7 +3,7 @@
 Writes a run record ``results/bench_mt/bench_mt__bench__synthetic__seed0.json`` with the timings
 as curves and tables, and PNG figures beside it. Not run by the tests:
 
-    python benchmarks/bench_mt.py [--threads 1] [--repeats 3]
+    python benchmarks/bench_mt.py [--threads 1] [--repeats 3] [--quick]
 """
 
 from __future__ import annotations
@@ -72,7 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smaller grid (shared or slow machines)")
     args = parser.parse_args()
+    n_ratings_grid = (10_000, 50_000) if args.quick else (10_000, 50_000, 200_000)
+    k_grid = (16, 32) if args.quick else (16, 32, 64)
+    vocab_grid = (3000,) if args.quick else (3000, 20000)
+    hidden_grid = (64,) if args.quick else (64, 256)
 
     import matplotlib.pyplot as plt
     import torch
@@ -82,11 +87,12 @@ def main() -> None:
     from xrec_core.records import RunRecorder
 
     set_threads(args.threads)
-    config = {"threads": args.threads, "repeats": args.repeats}
+    config = {"threads": args.threads, "repeats": args.repeats, "ratings": n_ratings_grid, "K": k_grid,
+              "vocab": vocab_grid, "hidden": hidden_grid}
     rec = RunRecorder("bench_mt", config=config, scale="bench", dataset="synthetic", seed=0)
     als_rows = []
-    for n_ratings in (10_000, 50_000, 200_000):
-        for k in (16, 32, 64):
+    for n_ratings in n_ratings_grid:
+        for k in k_grid:
             n_users, n_items = n_ratings // 8, n_ratings // 12
             s = time_als(n_users, n_items, n_ratings, k, args.repeats)
             als_rows.append({"ratings": n_ratings, "users": n_users, "items": n_items, "K": k, "sweep_s": s})
@@ -94,12 +100,12 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     gen_rows = []
     for dev in devices:
-        for vocab in (3000, 20000):
-            for hidden in (64, 256):
+        for vocab in vocab_grid:
+            for hidden in hidden_grid:
                 r = time_generator(dev, vocab, hidden, batch=64, length=30, repeats=args.repeats)
                 gen_rows.append({"device": dev, "vocab": vocab, "hidden": hidden, **r})
     rec.add_table("generator throughput", gen_rows)
-    for k in (16, 32, 64):
+    for k in k_grid:
         sel = [r for r in als_rows if r["K"] == k]
         rec.add_curve(f"ALS sweep/K={k}", {"x": [r["ratings"] for r in sel], "y": [r["sweep_s"] for r in sel],
                                             "xlabel": "training ratings", "ylabel": "seconds per sweep"})

@@ -85,6 +85,15 @@ def test_record_results_rows_claims_and_curves(tmp_path):
     assert ablation.holds is True  # constant gaps -> p ~ 0
     ppl = next(c for k, c in claims.items() if "lowest perplexity of MT-U" in k)
     assert ppl.holds is True
+    # a baseline missing on a fold is paired with MT on the folds both have
+    del res["folds"][2]["rating"]["PMF"]
+    rec2 = RunRecorder("mt", config=cfg, scale="smoke", dataset=cfg.dataset, seed=cfg.seed, results_dir=tmp_path)
+    mt.record_results(rec2, cfg, res)
+    assert {(m.model, m.n) for m in rec2.metrics if m.metric == "MSE"} >= {("MT", 3), ("PMF", 2)}
+    first = next(c for c in rec2.claims if "lower MSE than PMF" in c.claim)
+    assert "2 common folds" in first.evidence
+    cover = {(r["metric"], r["model"]): r["folds"] for r in rec2.tables["fold coverage"]}
+    assert cover[("MSE", "PMF")] == [0, 1] and cover[("MSE", "MT")] == [0, 1, 2]
     assert rec.curves["Figure 3/MT-P"]["y"] == [0.5, 0.6, 0.7]
     assert rec.tables["Sec. 4.4 examples"][0]["MT-P"] == "great"
     # the record is valid JSON and the paper comparison joins the reference file
@@ -138,6 +147,10 @@ def test_tiny_end_to_end_protocol_on_a_real_format_fixture(fixtures_dir, tmp_pat
     only = mt.run_protocol(mt.MTConfig.from_scale("smoke", **{**_overrides(cfg), "folds_run": 1}), corpus,
                            progress=False, folds=[1])
     assert only["folds"][0]["fold"] == 1 and only["folds"][0]["MT"] == res["folds"][1]["MT"]
+    # finished_only assembles what exists and names the rest; nothing new is computed
+    partial = mt.run_protocol(mt.MTConfig.from_scale("smoke", **{**_overrides(cfg), "folds_run": 3, "finished_only": True}),
+                              corpus, progress=False)
+    assert [f["fold"] for f in partial["folds"]] == [0, 1] and partial["unfinished"] == ["fold2/lambda"]
 
 
 def _overrides(cfg):

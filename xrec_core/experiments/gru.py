@@ -105,8 +105,9 @@ class GRUConfig(ExperimentConfig):
         "smoke": dict(max_items=300, k=16, k_h1=16, ctr_k=16, ctr_max_iter=5, ctr_lda_iter=5, batch_users=64,
                       max_updates=40, eval_every=20, patience=2, folds_run=1, cbow_epochs=2, min_word_freq=2,
                       min_tag_items=3, bpr_epochs=5, n_saliency=4),
-        "full": dict(k=32, k_h1=32, ctr_k=32, ctr_max_iter=10, ctr_lda_iter=10, batch_users=128, max_updates=120,
-                     eval_every=40, patience=2, lr=0.01, folds_run=1, eval_users=500, bpr_epochs=10, cbow_epochs=3),
+        "full": dict(k=32, k_h1=32, ctr_k=32, ctr_max_iter=10, ctr_lda_iter=10, batch_users=128, max_updates=80,
+                     eval_every=40, patience=2, lr=0.01, max_len=32, folds_run=1, eval_users=500, bpr_epochs=10,
+                     cbow_epochs=3),
         "paper": {},
     }
     DATASETS: ClassVar[tuple[str, ...]] = ("mter-cellphones", "citeulike-t", "citeulike-a")
@@ -303,7 +304,6 @@ def make_folds(data: GRUData, cfg: GRUConfig) -> list[Fold]:
     """The first ``cfg.folds_run`` warm- and cold-start folds of the 5-fold protocol (Sec. 4.1)."""
     from ..data.splits import cold_start_folds, warm_start_folds
 
-    rng = np.random.default_rng(cfg.seed + 17)
     n_items = data.n_items
     pop = np.asarray(data.likes.sum(0)).ravel()
     eligible = pop >= cfg.min_item_likes  # papers with < 5 likes always stay in training
@@ -311,6 +311,7 @@ def make_folds(data: GRUData, cfg: GRUConfig) -> list[Fold]:
     folds: list[Fold] = []
     warm = warm_start_folds([r[eligible[r]] for r in rows], k=cfg.n_folds, seed=cfg.seed, min_likes=1)
     for f, (_, test) in enumerate(warm[: cfg.folds_run]):
+        rng = np.random.default_rng([cfg.seed, 0, f])  # a fold's validation split does not depend on folds_run
         train_rows = [np.setdiff1d(r, t) for r, t in zip(rows, test)]
         train_full = _from_rows(train_rows, n_items)
         # validation: ~valid_frac of each user's training likes on items that keep another like
@@ -329,6 +330,7 @@ def make_folds(data: GRUData, cfg: GRUConfig) -> list[Fold]:
         folds.append(Fold("warm", f, fit, known, users, [test[u] for u in users], train_full, None, valid))
     cold = cold_start_folds(n_items, k=cfg.n_folds, seed=cfg.seed)
     for f, (_, test_items) in enumerate(cold[: cfg.folds_run]):
+        rng = np.random.default_rng([cfg.seed, 1, f])
         test_items = np.sort(test_items[eligible[test_items]])
         is_test = np.zeros(n_items, bool)
         is_test[test_items] = True
@@ -431,12 +433,26 @@ def _ctr_class():
     return CTR
 
 
+_THETA_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def lda_theta(data: GRUData, cfg: GRUConfig) -> np.ndarray:
+    """CTR's initial topic proportions: one LDA fit on the items' text only (Sec. 4.1.2), shared by all units."""
+    from ..models.ctr import lda_topics
+
+    key = (data.name, data.bow.shape, data.bow.nnz, cfg.ctr_k, cfg.ctr_lda_iter, cfg.seed)
+    if key not in _THETA_CACHE:
+        _THETA_CACHE[key] = lda_topics(data.bow, cfg.ctr_k, cfg.ctr_lda_iter, cfg.seed)
+    return _THETA_CACHE[key]
+
+
 def run_ctr(name: str, fold: Fold, data: GRUData, cfg: GRUConfig) -> dict[str, Any]:
     """Fit CTR or CTR-MTL (``xrec_core.models.ctr``, Wang & Blei 2011 with LDA-initialised topics) on a fold."""
     CTR = _ctr_class()
     t0 = time.perf_counter()
     kwargs = dict(k=cfg.ctr_k, lambda_u=cfg.ctr_lambda_u, lambda_v=cfg.ctr_lambda_v, a=cfg.ctr_a, b=cfg.ctr_b,
-                  max_iter=cfg.ctr_max_iter, lda_iter=cfg.ctr_lda_iter, seed=cfg.seed + fold.index)
+                  max_iter=cfg.ctr_max_iter, lda_iter=cfg.ctr_lda_iter, seed=cfg.seed + fold.index,
+                  theta=lda_theta(data, cfg))
     if name == "CTR-MTL":
         tag_items = fold.known if fold.scenario == "cold" else np.ones(data.n_items, bool)
         kwargs.update(tags=sp.diags(tag_items.astype(float)) @ data.tags, tag_weight=cfg.lam)
@@ -500,9 +516,9 @@ def figures_dir(cfg: GRUConfig) -> Path:
 
 
 def unit_fingerprint(cfg: GRUConfig) -> dict[str, Any]:
-    """The settings a unit's result depends on: not the model list (a rerun with more models reuses
-    finished units) nor where data/results live or how many threads ran."""
-    skip = ("models", "baselines", "n_threads", "device", "data_dir", "results_dir")
+    """The settings a unit's result depends on: not the model list or the number of folds run (a rerun
+    with more models or folds reuses finished units) nor where data/results live or how many threads ran."""
+    skip = ("models", "baselines", "folds_run", "n_threads", "device", "data_dir", "results_dir")
     return {k: v for k, v in cfg.as_dict().items() if k not in skip}
 
 
@@ -513,7 +529,13 @@ def run_protocol(cfg: GRUConfig, data: GRUData, folds: list[Fold], store: UnitSt
 
     store = store or UnitStore(units_dir(cfg), unit_fingerprint(cfg))
     models = testable_models(cfg, data)
-    pretrained = pretrained_embeddings(data, cfg) if any(m in NEURAL for m in models) else None
+    cache: dict[str, np.ndarray | None] = {}
+
+    def pretrained() -> np.ndarray | None:  # CBOW only when a neural unit still has to train
+        if "w" not in cache:
+            cache["w"] = pretrained_embeddings(data, cfg)
+        return cache["w"]
+
     units = [(f, m) for f in folds for m in models]
     if cfg.baselines:
         units += [(f, b) for f in folds if f.scenario == "warm" for b in BASELINES]
@@ -521,7 +543,7 @@ def run_protocol(cfg: GRUConfig, data: GRUData, folds: list[Fold], store: UnitSt
     for fold, name in tqdm(units, desc=f"gru {cfg.dataset}", disable=not progress):
         key = f"{fold.scenario}/fold{fold.index}/{name}"
         if name in NEURAL:
-            compute = lambda f=fold, n=name: run_neural(n, f, data, cfg, pretrained)  # noqa: E731
+            compute = lambda f=fold, n=name: run_neural(n, f, data, cfg, pretrained())  # noqa: E731
         elif name in CTR_MODELS:
             compute = lambda f=fold, n=name: run_ctr(n, f, data, cfg)  # noqa: E731
         else:
@@ -540,7 +562,8 @@ def table1(results: dict[str, dict[str, list[dict[str, Any]]]], cfg: GRUConfig) 
         row: dict[str, Any] = {"model": model}
         for s in SCENARIOS:
             vals = [100 * r["recall50"] for r in results[s].get(model, [])]
-            row[METRIC[s]] = f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.2f}" if vals else "—"
+            row[METRIC[s]] = ("—" if not vals else f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f}" if len(vals) > 1
+                              else f"{vals[0]:.2f} (1 fold)")
         tv = [100 * r["tag_recall50"] for r in results["cold"].get(model, []) if "tag_recall50" in r]
         row[TAG_METRIC] = f"{np.mean(tv):.2f}" if tv else "—"
         hv = [r["hr10"] for r in results["warm"].get(model, [])]
@@ -708,11 +731,13 @@ def plot_saliency(row: dict[str, Any], path: Path | None = None):
 
 
 # --------------------------------------------------------------------------- notebook helpers
-def make_config(scale: str, *, max_items: int = -1, models: str = "", **params: Any) -> GRUConfig:
-    """Build the chapter config; ``max_items``/``models`` left at -1/"" keep the scale's defaults."""
+def make_config(scale: str, *, max_items: int = -1, models: str = "", folds_run: int = 0, **params: Any) -> GRUConfig:
+    """Build the chapter config; ``max_items``/``models``/``folds_run`` left at -1/""/0 keep the scale's defaults."""
     extra: dict[str, Any] = {}
     if max_items >= 0:
         extra["max_items"] = max_items
+    if folds_run > 0:
+        extra["folds_run"] = folds_run
     if models:
         extra["models"] = models
     return GRUConfig.from_scale(scale, **params, **extra)
@@ -771,3 +796,28 @@ def show_saliency(rows: list[dict[str, Any]]) -> None:
         return
     options = [(f"item {r['item']} for user {r['user']}: {' '.join(r['words'][:8])}...", i) for i, r in enumerate(rows)]
     widgets.interact(lambda example: display(render(example)), example=widgets.Dropdown(options=options, description="item"))
+
+
+def baseline_summary(metrics: list[Any]) -> str:
+    """One sentence per scenario naming the paper's models that lose to the best simple baseline (issue 9)."""
+    import dataclasses as _dc
+
+    rows = [_dc.asdict(m) if not isinstance(m, dict) else m for m in metrics]
+    out = []
+    for metric in (METRIC["warm"], HR_METRIC):
+        vals = {r["model"]: r["value"] for r in rows if r["metric"] == metric}
+        base = {m: v for m, v in vals.items() if m in BASELINES}
+        if not base:
+            continue
+        bname, bval = max(base.items(), key=lambda kv: kv[1])
+        losers = [m for m in MODELS if m in vals and vals[m] < bval]
+        winners = [m for m in MODELS if m in vals and vals[m] >= bval]
+        fmt = "{:.2f}" if "(%)" in metric else "{:.4f}"
+        text = f"**{metric}**: the best simple baseline is {bname} ({fmt.format(bval)}); "
+        text += (f"{', '.join(f'{m} ({fmt.format(vals[m])})' for m in losers)} {'loses' if len(losers) == 1 else 'lose'} to it" if losers
+                 else "none of the paper's models loses to it")
+        if winners and losers:
+            text += f", while {', '.join(winners)} {'beats' if len(winners) == 1 else 'beat'} it"
+        out.append(text + ".")
+    out.append("In cold start the simple baselines cannot rank items nobody has liked, which is the point of text-based models.")
+    return "\n\n".join(out)

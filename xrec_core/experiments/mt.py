@@ -90,6 +90,7 @@ class MTConfig(ExperimentConfig):
     d_lr: float = 1e-3
     w2v_epochs: int = 5
     ablations: bool = True
+    finished_only: bool = False  # assemble the record from finished units only (a run out of time)
     # evaluation extras (fold 0)
     fig3_steps: int = 200
     fig3_eval_every: int = 10
@@ -192,10 +193,14 @@ def _folds(split) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def dataset_table(corpus: MTCorpus) -> pd.DataFrame:
-    """Table-1 style statistics of the data the run used."""
+    """Table-1 style statistics of the data the run used, plus the share of reviews whose
+    (user, text) repeats an earlier review (Amazon 2018 files list one review once per product
+    variant; such copies land on both sides of a fold and flatter every model)."""
     from ..data.stats import dataset_stats
 
-    return dataset_stats(corpus.df)
+    stats = dataset_stats(corpus.df)
+    stats["duplicate (user, text) %"] = 100.0 * float(corpus.df.duplicated(["user", "text"]).mean())
+    return stats
 
 
 @dataclass
@@ -477,6 +482,10 @@ def figures_dir(cfg: MTConfig) -> Path:
     return results_root(cfg.results_dir) / PAPER_KEY / "figures" / f"{cfg.scale}__{cfg.dataset}"
 
 
+class UnitNotFinished(LookupError):
+    """A unit that ``finished_only`` asked not to compute."""
+
+
 def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool = True,
                  folds: Sequence[int] | None = None) -> dict[str, Any]:
     """Every fold x model group, resumable (one :class:`UnitStore` unit per fold and group).
@@ -494,22 +503,33 @@ def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool =
     done: list[dict[str, Any]] = []
     missing: set[str] = set()
     failed: dict[str, str] = {}
+    unfinished: list[str] = []
     for k in tqdm(range(cfg.folds_run) if folds is None else folds, desc=f"MT folds ({cfg.dataset})", disable=not progress):
         fold = fold_data(corpus, k, cfg)
 
         def unit(key: str, fn):
+            if cfg.finished_only and not store.done(f"fold{k}/{key}"):
+                raise UnitNotFinished(f"fold{k}/{key}")
+
             def compute():
                 set_seed(cfg.seed + k)
                 log.info("fold %d: %s", k, key)
                 return fn()
             return store.run(f"fold{k}/{key}", compute)
 
-        lam = unit("lambda", lambda: tune_lambda(cfg, fold))
-        res = {"fold": k, "n_train": len(fold.train), "n_test": len(fold.test), "lambda": lam,
-               "MT": unit("MT", lambda: run_mt_fold(cfg, corpus, fold, with_extras=(k == 0), lam=lam))}
-        if cfg.ablations:
-            res["MT-encoder"] = unit("MT-encoder", lambda: run_ablation_fold(cfg, corpus, fold, "no_encoder", lam))
-            res["MT-decoder"] = unit("MT-decoder", lambda: run_ablation_fold(cfg, corpus, fold, "no_decoder", lam))
+        try:
+            lam = unit("lambda", lambda: tune_lambda(cfg, fold))
+            res = {"fold": k, "n_train": len(fold.train), "n_test": len(fold.test), "lambda": lam,
+                   "MT": unit("MT", lambda: run_mt_fold(cfg, corpus, fold, with_extras=(k == 0), lam=lam))}
+        except UnitNotFinished as exc:
+            unfinished.append(str(exc))
+            continue
+        for variant, name in (("no_encoder", "MT-encoder"), ("no_decoder", "MT-decoder")):
+            if cfg.ablations:
+                try:
+                    res[name] = unit(name, lambda: run_ablation_fold(cfg, corpus, fold, variant, lam))
+                except UnitNotFinished as exc:
+                    unfinished.append(str(exc))
         res["rating"], res["text"] = {}, {"perplexity": {}, "tf-idf": {}}
 
         def baseline(name: str, key: str, fn):
@@ -520,6 +540,9 @@ def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool =
                 return None
             try:
                 return unit(key, fn)
+            except UnitNotFinished as exc:
+                unfinished.append(str(exc))
+                return None
             except Exception as exc:  # noqa: BLE001 - another chapter's model must not sink the MT run
                 log.exception("baseline %s failed on fold %d", name, k)
                 failed[name] = f"{type(exc).__name__}: {exc}"
@@ -537,13 +560,15 @@ def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool =
         done.append(res)
     for name in sorted(missing):
         log.warning("baseline %s skipped: %s is not in this checkout", name, MODULE_OF[name])
-    return {"folds": done, "missing": sorted(missing), "failed": failed}
+    if not done:
+        raise RuntimeError(f"no fold of {cfg.dataset} has a finished MT unit; run without finished_only first")
+    return {"folds": done, "missing": sorted(missing), "failed": failed, "unfinished": unfinished}
 
 
 #: config fields that select which units run but do not change any unit's result; they are left
 #: out of the resumable units' fingerprint so that a rerun can add folds or baselines.
 SELECTION_FIELDS = ("folds_run", "rating_baselines", "lm_baselines", "opinosis", "ablations", "n_threads",
-                    "results_dir", "data_dir", "scale")
+                    "results_dir", "data_dir", "scale", "finished_only")
 
 
 def unit_config(cfg: MTConfig) -> dict[str, Any]:
@@ -551,9 +576,9 @@ def unit_config(cfg: MTConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.as_dict().items() if k not in SELECTION_FIELDS}
 
 
-def per_fold(results: dict[str, Any]) -> dict[tuple[str, str], list[float]]:
-    """``{(metric, model): [value per fold]}`` of every number the protocol measured."""
-    out: dict[tuple[str, str], list[float]] = {}
+def per_fold(results: dict[str, Any]) -> dict[tuple[str, str], dict[int, float]]:
+    """``{(metric, model): {fold: value}}`` of every number the protocol measured."""
+    out: dict[tuple[str, str], dict[int, float]] = {}
     for f in results["folds"]:
         vals: dict[tuple[str, str], float] = {("MSE", "MT"): f["MT"]["MSE"]["MT"]}
         for m in ("MT-encoder", "MT-decoder"):
@@ -565,7 +590,7 @@ def per_fold(results: dict[str, Any]) -> dict[tuple[str, str], list[float]]:
             vals.update({(metric, m): v for m, v in f["text"][metric].items()})
         vals.update({("accuracy", m): v for m, v in f["MT"]["shuffled"].items()})
         for key, v in vals.items():
-            out.setdefault(key, []).append(float(v))
+            out.setdefault(key, {})[int(f["fold"])] = float(v)
     return out
 
 
@@ -581,28 +606,36 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> float:
     return float(ttest_rel(a, b).pvalue)
 
 
-def _beats_all(vals: dict[tuple[str, str], list[float]], metric: str, ours: str, others: Sequence[str],
+def _beats_all(vals: dict[tuple[str, str], dict[int, float]], metric: str, ours: str, others: Sequence[str],
                lower: bool) -> tuple[bool | None, str]:
+    """Whether ``ours`` beats every model of ``others`` with p < 0.05 (paired t-test over the folds
+    both were evaluated on), and the evidence string."""
     parts, ok = [], True
     present = [o for o in others if (metric, o) in vals]
     if (metric, ours) not in vals or not present:
         return None, "not measured"
-    a = vals[(metric, ours)]
+    mine = vals[(metric, ours)]
     for o in present:
-        b = vals[(metric, o)]
+        theirs = vals[(metric, o)]
+        common = sorted(set(mine) & set(theirs))
+        a, b = [mine[k] for k in common], [theirs[k] for k in common]
         p = paired_test(a, b)
         better = np.mean(a) < np.mean(b) if lower else np.mean(a) > np.mean(b)
         ok &= bool(better and p < 0.05)
-        parts.append(f"{o}: {np.mean(b):.4g} (p={p:.3g})")
-    return ok, f"{ours} {np.mean(a):.4g} vs " + "; ".join(parts)
+        folds = "" if len(common) == len(mine) else f", {len(common)} common folds"
+        parts.append(f"{o}: {np.mean(b):.4g} vs {np.mean(a):.4g} (p={p:.3g}{folds})")
+    return ok, f"{ours} {np.mean(list(mine.values())):.4g}; " + "; ".join(parts)
 
 
 def record_results(recorder: RunRecorder, cfg: MTConfig, results: dict[str, Any]) -> None:
     """Metric rows (Tables 2-4, Sec. 4.3), the paper's claims, Figure-3 curves and the examples."""
     vals = per_fold(results)
     ds, paper_ds = cfg.dataset, cfg.paper_dataset
-    for (metric, model), v in vals.items():
+    recorder.add_table("fold coverage", [{"metric": metric, "model": model, "folds": sorted(by_fold)}
+                                         for (metric, model), by_fold in vals.items()])
+    for (metric, model), by_fold in vals.items():
         compare = None if model in SIMPLE_BASELINES else paper_ds
+        v = [by_fold[k] for k in sorted(by_fold)]
         recorder.add_metric(MetricRow.from_values(TABLE_OF[metric], ds, model, metric, v, compare_to=compare,
                                                   higher_is_better=metric in ("tf-idf", "accuracy")))
     n = len(results["folds"])
@@ -622,11 +655,11 @@ def record_results(recorder: RunRecorder, cfg: MTConfig, results: dict[str, Any]
     recorder.add_claim(Claim("MT-P has a higher tf-idf similarity than every baseline (p < 0.05)", "Sec. 4.2, Table 4",
                              holds, f"{n} folds; {ev}", ds))
     if ("perplexity", "MT-P") in vals:
-        mt = {m: float(np.mean(vals[("perplexity", m)])) for m in MT_TEXT if ("perplexity", m) in vals}
+        mt = {m: float(np.mean(list(vals[("perplexity", m)].values()))) for m in MT_TEXT if ("perplexity", m) in vals}
         recorder.add_claim(Claim("MT-P has the lowest perplexity of MT-U, MT-I, MT-P", "Sec. 4.2",
                                  min(mt, key=mt.get) == "MT-P", str({k: round(v, 3) for k, v in mt.items()}), ds))
     for who in ("user", "item"):
-        acc = vals.get(("accuracy", f"{who} discriminator"))
+        acc = list(vals.get(("accuracy", f"{who} discriminator"), {}).values())
         if acc:
             p = paired_test(acc, [0.5] * len(acc)) if len(acc) > 1 else math.nan
             recorder.add_claim(Claim(f"The {who} discriminator tells shuffled labels apart well above chance (50%)",
@@ -650,6 +683,10 @@ def record_results(recorder: RunRecorder, cfg: MTConfig, results: dict[str, Any]
     for name in results.get("missing", []):
         label = "the simple baselines" if name == "simple" else f"Baseline {name}"
         recorder.note(f"{label} did not run: module {MODULE_OF[name]} was not available in this checkout.")
+    if results.get("unfinished"):
+        recorder.note("Run assembled from finished units only (finished_only=True); these units had not "
+                      "finished in the time available and are missing from the tables: "
+                      + ", ".join(results["unfinished"]))
     for name, err in results.get("failed", {}).items():
         recorder.note(f"Baseline {name} failed and is missing from the tables: {err}")
     recorder.add_table("folds", [{"fold": f["fold"], "n_train": f["n_train"], "n_test": f["n_test"],

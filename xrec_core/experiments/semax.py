@@ -82,7 +82,7 @@ class SemaxConfig(ExperimentConfig):
     patience: int = 2
     # simple baselines: biased MF grid
     mf_factors_grid: tuple[int, ...] = (5, 10, 20, 50)
-    mf_reg_grid: tuple[float, ...] = (0.01, 0.05, 0.1)
+    mf_reg_grid: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0)
     # Figures 4-5: bins of the number of training ratings of users/items (left edges)
     count_bins: tuple[int, ...] = (0, 1, 3, 6, 11, 21, 51)
     progress: bool = False
@@ -90,7 +90,7 @@ class SemaxConfig(ExperimentConfig):
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(max_reviews=1500, max_review_len=20, max_history=4, n_seeds=2, dim=8, cnn_emb_dim=8,
                       cnn_filters=8, cnn_latent=8, fm_k=4, ncf_factors=4, ncf_layers=(16, 8, 4), batch_size=128,
-                      epochs=2, patience=1, beta_grid=(0.2, 0.4, 0.8), mf_factors_grid=(5,), mf_reg_grid=(0.05,),
+                      epochs=2, patience=1, beta_grid=(0.2, 0.4, 0.8), mf_factors_grid=(5,), mf_reg_grid=(10.0,),
                       count_bins=(0, 1, 3, 6)),
         "full": dict(max_review_len=30, max_history=6, n_seeds=3, dim=32, cnn_emb_dim=32, cnn_filters=32,
                      cnn_latent=32, batch_size=128, epochs=6, patience=2, lr=2e-3),
@@ -290,16 +290,18 @@ class _NCFAdapter(_IdRatingAdapter):
 def _ncf_kwargs(cls, cfg: SemaxConfig, seed: int) -> dict[str, Any]:
     import inspect
 
-    wanted = dict(loss="mse", n_factors=cfg.ncf_factors, factors=cfg.ncf_factors, layers=tuple(cfg.ncf_layers),
+    from ..device import pick_device
+
+    wanted = dict(loss="mse", k=cfg.ncf_factors, layers=tuple(cfg.ncf_layers),
                   lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, seed=seed, n_threads=cfg.n_threads or None,
-                  device=cfg.device)
+                  device=str(pick_device(cfg.device)))
     params = inspect.signature(cls).parameters
     return {k: v for k, v in wanted.items() if k in params}
 
 
 def fit_simple_baselines(cfg: SemaxConfig, data: SemaxData) -> dict[str, np.ndarray]:
     """Test predictions of the global mean, user+item biases and biased MF tuned on the validation split."""
-    from ..models.rating_baselines import BiasedMF, GlobalMean, UserItemBias, tune_biased_mf
+    from ..models.rating_baselines import GlobalMean, UserItemBias, tune_biased_mf
 
     c = data.corpus
 
@@ -310,9 +312,9 @@ def fit_simple_baselines(cfg: SemaxConfig, data: SemaxData) -> dict[str, np.ndar
     for name, model in (("Global mean", GlobalMean()), ("User+item bias", UserItemBias())):
         model.fit(*uir(data.fit_idx), n_users=c.n_users, n_items=c.n_items)
         out[name] = np.asarray(model.predict(c.users[data.test_idx], c.items[data.test_idx]), dtype=np.float64)
-    grid = {"n_factors": list(cfg.mf_factors_grid), "reg": list(cfg.mf_reg_grid)}
+    grid = {"k": list(cfg.mf_factors_grid), "reg": list(cfg.mf_reg_grid)}
     tuned = tune_biased_mf(train=uir(data.fit_idx), valid=uir(data.valid_idx), grid=grid, seed=cfg.seed)
-    mf = tuned if isinstance(tuned, BiasedMF) else tuned[0]
+    mf = tuned.model
     out["Biased MF (tuned)"] = np.asarray(mf.predict(c.users[data.test_idx], c.items[data.test_idx]), dtype=np.float64)
     return out
 

@@ -58,7 +58,7 @@ class HFT:
         bi = torch.zeros(n_items, dtype=f64, requires_grad=True)
         psi = (0.01 * torch.randn(self.k, bow.shape[1], generator=g, dtype=f64)).requires_grad_()
         kappa = torch.ones((), dtype=f64, requires_grad=True)
-        u_t, i_t = torch.as_tensor(users), torch.as_tensor(items)
+        u_t, i_t = torch.as_tensor(np.asarray(users, dtype=np.int64)), torch.as_tensor(np.asarray(items, dtype=np.int64))
         r_t = torch.as_tensor(ratings - self.mu_)
         rows, cols = torch.as_tensor(bow.row.astype(np.int64)), torch.as_tensor(bow.col.astype(np.int64))
         counts = torch.as_tensor(bow.data.astype(np.float64))

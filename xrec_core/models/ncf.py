@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..device import pick_device
+
 
 class NeuMF(nn.Module):
     """GMF + MLP towers.
@@ -66,7 +68,8 @@ class NCF:
 
     def _init(self, n_users: int, n_items: int) -> None:
         torch.manual_seed(self.seed)
-        self.model_ = NeuMF(n_users, n_items, self.k, self.layers).to(self.device)
+        self.device_ = pick_device(self.device)
+        self.model_ = NeuMF(n_users, n_items, self.k, self.layers).to(self.device_)
         self.opt_ = torch.optim.Adam(self.model_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         self.n_users_, self.n_items_ = n_users, n_items
         self.losses_: list[float] = []
@@ -76,16 +79,16 @@ class NCF:
 
     def _fit_ratings(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int | None = None,
                      n_items: int | None = None) -> "NCF":
-        users, items = np.asarray(users), np.asarray(items)
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
         ratings = np.asarray(ratings, dtype=np.float32)
         self._init(int(n_users or users.max() + 1), int(n_items or items.max() + 1))
         self.mu_ = float(ratings.mean())
-        u = torch.as_tensor(users, device=self.device)
-        i = torch.as_tensor(items, device=self.device)
-        r = torch.as_tensor(ratings - self.mu_, device=self.device)
+        u = torch.as_tensor(users, device=self.device_)
+        i = torch.as_tensor(items, device=self.device_)
+        r = torch.as_tensor(ratings - self.mu_, device=self.device_)
         gen = torch.Generator().manual_seed(self.seed)
         for _ in tqdm(range(self.epochs), desc="NeuMF (mse)", disable=not self.progress):
-            perm = torch.randperm(len(r), generator=gen).to(self.device)
+            perm = torch.randperm(len(r), generator=gen).to(self.device_)
             total = 0.0
             for start in range(0, len(r), self.batch_size):
                 b = perm[start:start + self.batch_size]
@@ -108,8 +111,8 @@ class NCF:
             neg = rng.integers(0, X.shape[1], size=len(users))
             bad = np.asarray(X[users, neg]).ravel() > 0
             neg[bad] = rng.integers(0, X.shape[1], size=int(bad.sum()))
-            u, i, j = (torch.as_tensor(a, device=self.device) for a in (users, pos, neg))
-            perm = torch.randperm(len(users), generator=gen).to(self.device)
+            u, i, j = (torch.as_tensor(a, device=self.device_) for a in (users, pos, neg))
+            perm = torch.randperm(len(users), generator=gen).to(self.device_)
             total = 0.0
             for start in range(0, len(users), self.batch_size):
                 b = perm[start:start + self.batch_size]
@@ -124,10 +127,10 @@ class NCF:
 
     @torch.no_grad()
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        users, items = np.asarray(users), np.asarray(items)
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
         known = (users < self.n_users_) & (items < self.n_items_)
-        u = torch.as_tensor(np.where(known, users, 0), device=self.device)
-        i = torch.as_tensor(np.where(known, items, 0), device=self.device)
+        u = torch.as_tensor(np.where(known, users, 0), device=self.device_)
+        i = torch.as_tensor(np.where(known, items, 0), device=self.device_)
         self.model_.eval()
         out = self.model_(u, i).cpu().numpy().astype(np.float64)
         self.model_.train()
