@@ -74,7 +74,7 @@ class HFT:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            self.history_.append((float(mse), float(loglik)))
+            self.history_.append((float(mse.detach()), float(loglik.detach())))
         self.gu_, self.gi_ = gu.detach().numpy(), gi.detach().numpy()
         self.bu_, self.bi_ = bu.detach().numpy(), bi.detach().numpy()
         self.kappa_, self.phi_ = float(kappa), torch.softmax(psi.detach(), dim=1).numpy()

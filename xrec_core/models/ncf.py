@@ -132,7 +132,9 @@ class NCF:
         u = torch.as_tensor(np.where(known, users, 0), device=self.device_)
         i = torch.as_tensor(np.where(known, items, 0), device=self.device_)
         self.model_.eval()
-        out = self.model_(u, i).cpu().numpy().astype(np.float64)
+        chunk = 1 << 18  # bounds memory when scoring users x all items
+        out = np.concatenate([self.model_(u[s:s + chunk], i[s:s + chunk]).cpu().numpy() for s in range(0, len(u), chunk)]
+                             or [np.zeros(0)]).astype(np.float64)
         self.model_.train()
         return self.mu_ + np.where(known, out, 0.0)
 
