@@ -132,3 +132,15 @@ def test_reference_file_is_well_formed():
     assert ref["paper"].isin(["mt", "semax", "gru", "mvae", "nar"]).all()
     # a missing number must say why
     assert (ref["value"].notna() | (ref["note"].str.len() > 0)).all()
+
+
+def test_artifacts_are_stored_relative_to_the_repository(tmp_path):
+    from xrec_core.paths import REPO_ROOT
+    from xrec_core.records import artifact_path, portable_path
+
+    inside = REPO_ROOT / "results" / "x" / "figure.png"
+    assert portable_path(inside) == "results/x/figure.png"
+    assert artifact_path("results/x/figure.png") == inside
+    outside = tmp_path / "figure.png"
+    assert portable_path(outside) == str(outside.resolve())
+    assert artifact_path(str(outside)) == outside

@@ -202,6 +202,21 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
 
 
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the repository root when it lies inside it (so records work on any clone)."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def artifact_path(value: str) -> Path:
+    """The file an ``artifacts`` entry names: a relative entry is relative to the repository root."""
+    path = Path(value)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
 class RunRecorder:
     """Collects what a run produces and writes its record atomically.
 
@@ -257,7 +272,8 @@ class RunRecorder:
         self.claims.append(claim)
 
     def add_artifact(self, name: str, path: str | os.PathLike) -> None:
-        self.artifacts[name] = str(path)
+        """Record a file the run wrote (a figure); stored relative to the repository when inside it."""
+        self.artifacts[name] = portable_path(path)
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .papers import PAPERS
 from .paths import REPO_ROOT
-from .records import load_records
+from .records import artifact_path, load_records
 from .reference import compare, load_reference
 
 COMMITTED_RESULTS = REPO_ROOT / "results"
@@ -37,6 +37,28 @@ def committed_results(paper_key: str, *, root: str | Path | None = None) -> pd.D
     cols = ["table", "dataset", "paper_dataset", "model", "metric", "paper_value", "ours", "spread", "n", "gap",
             "verdict", "scale", "record"]
     return df[cols].sort_values(["table", "dataset", "metric", "model"]).reset_index(drop=True)
+
+
+def committed_figures(paper_key: str, *, root: str | Path | None = None) -> None:
+    """Show the figures of the committed non-smoke records of one chapter (in a notebook or the site).
+
+    Each figure is displayed as an embedded PNG under a heading naming its record, so the
+    published chapter carries the full-scale figures even when the notebook itself ran at smoke
+    scale. A figure file that is missing is named, not skipped silently.
+    """
+    from IPython.display import Image, Markdown, display
+
+    for rec in committed_records(paper_key, root=root):
+        artifacts = {k: v for k, v in rec.get("artifacts", {}).items() if str(v).endswith(".png")}
+        if not artifacts:
+            continue
+        display(Markdown(f"**{rec['dataset']}** ({rec['scale']} scale, `{Path(rec['_path']).name}`)"))
+        for name, value in artifacts.items():
+            path = artifact_path(value)
+            if path.exists():
+                display(Markdown(f"*{name}*"), Image(filename=str(path)))
+            else:
+                display(Markdown(f"*{name}*: figure file `{value}` is not in this checkout."))
 
 
 def _best_scale(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -507,10 +507,10 @@ def units_dir(cfg: GRUConfig) -> Path:
 
 
 def figures_dir(cfg: GRUConfig) -> Path:
-    """Where the chapter's PNG figures go (``outputs/figures/gru/<scale>__<dataset>``)."""
+    """Where the chapter's PNG figures go (``<results>/gru/figures/<scale>__<dataset>``, beside the record)."""
     from ..paths import results_root
 
-    path = results_root(cfg.results_dir or None).parent / "outputs" / "figures" / "gru" / f"{cfg.scale}__{cfg.dataset}"
+    path = results_root(cfg.results_dir or None) / "gru" / "figures" / f"{cfg.scale}__{cfg.dataset}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
