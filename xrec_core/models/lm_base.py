@@ -194,13 +194,12 @@ class NeuralTokenLM(TokenLM):
     # -- public API ------------------------------------------------------------------------
     def fit(self, train_token_lists: Sequence[Tokens], users=None, items=None) -> "NeuralTokenLM":
         """Train on the reviews ``train_token_lists`` (with their ``users``/``items`` ids when conditioned)."""
-        import copy
-
         import torch
         from torch.nn import functional as F
         from tqdm.auto import tqdm
 
         from ..device import pick_device
+        from ._early_stopping import EarlyStopping
         from ..metrics.language import perplexity_from_nll
 
         seqs = self.encode(train_token_lists)
@@ -219,7 +218,7 @@ class NeuralTokenLM(TokenLM):
         tr, va = perm[n_valid:], perm[:n_valid]
         tr_seqs, va_seqs = [seqs[k] for k in tr], [seqs[k] for k in va]
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        best, best_state, bad = float("inf"), None, 0
+        stopper = EarlyStopping(self.patience)
         self.history = []
         for epoch in tqdm(range(self.epochs), desc=type(self).__name__, leave=False):
             self.net.train()
@@ -240,15 +239,9 @@ class NeuralTokenLM(TokenLM):
                 row["valid_ppl"] = perplexity_from_nll(*self._nll(va_seqs, _take(u, va), _take(i, va)))
             self.history.append(row)
             log.info("%s epoch %d: %s", type(self).__name__, epoch + 1, row)
-            if n_valid:
-                if row["valid_ppl"] < best:
-                    best, best_state, bad = row["valid_ppl"], copy.deepcopy(self.net.state_dict()), 0
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+            if n_valid and stopper.step(row["valid_ppl"], self.net):
+                break
+        stopper.restore(self.net)
         self.fitted = True
         return self
 

@@ -10,7 +10,6 @@ validation Recall@M.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...device import pick_device
+from .._early_stopping import EarlyStopping
 from .losses import confidence_weights, rating_loss, tag_loss
 from .net import TextRecNet, build_encoder
 from .ranking import topk_from_factors
@@ -159,7 +159,7 @@ class TextRecommender:
         neg_pool = np.flatnonzero(known)
         liked_keys = np.sort(np.repeat(np.arange(n_users, dtype=np.int64), n_likes) * n_items + likes.indices)
 
-        best, best_state, bad = -np.inf, None, 0
+        stopper = EarlyStopping(self.patience, mode="max")
         self.history = []
         bar = tqdm(range(1, self.max_updates + 1), desc=self.name, disable=not self.progress, leave=False)
         for step in bar:
@@ -191,15 +191,10 @@ class TextRecommender:
                 self.history.append({"update": step, "loss": lv, "valid_recall": rec})
                 log.info("%s update %d loss %.4f valid Recall@%d %.4f", self.name, step, lv, self.eval_k, rec)
                 bar.set_postfix(loss=f"{lv:.3f}", recall=f"{rec:.4f}")
-                if rec > best:
-                    best, best_state, bad = rec, copy.deepcopy(self.net.state_dict()), 0
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        self.best_valid_recall = float(best) if best_state is not None else float("nan")
+                if stopper.step(rec, self.net):
+                    break
+        stopper.restore(self.net)
+        self.best_valid_recall = float(stopper.best) if stopper.improved_once else float("nan")
         return self
 
     @staticmethod

@@ -8,7 +8,6 @@ prediction from the user's and item's *earlier* reviews only (:class:`ReviewBatc
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ...device import pick_device, set_seed
+from .._early_stopping import EarlyStopping
 from .inputs import ReviewCorpus
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class NeuralRatingModel:
         self.net = self._build(corpus).to(self.device_)
         self._make_optimizers()
         rng = np.random.default_rng(self.seed)
-        best, best_state, bad = np.inf, None, 0
+        stopper = EarlyStopping(self.patience, min_delta=1e-6)
         self.history_, n_seen, t_train = [], 0, 0.0
         for epoch in range(1, self.epochs + 1):
             self.net.train()
@@ -174,17 +174,11 @@ class NeuralRatingModel:
                 entry["valid_rmse"] = float(np.sqrt(np.mean(err ** 2)))
             self.history_.append(entry)
             log.info("%s seed %d %s", self.name, self.seed, entry)
-            if "valid_rmse" in entry:
-                if entry["valid_rmse"] < best - 1e-6:
-                    best, bad = entry["valid_rmse"], 0
-                    best_state = copy.deepcopy(self.net.state_dict())
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        self.best_epoch_ = int(np.argmin([h.get("valid_rmse", np.inf) for h in self.history_]) + 1) if best_state is not None else len(self.history_)
+            if "valid_rmse" in entry and stopper.step(entry["valid_rmse"], self.net):
+                break
+        stopper.restore(self.net)
+        self.best_epoch_ = (int(np.argmin([h.get("valid_rmse", np.inf) for h in self.history_]) + 1)
+                            if stopper.improved_once else len(self.history_))
         self.train_examples_per_s_ = n_seen / max(t_train, 1e-9)
         return self
 
