@@ -21,7 +21,7 @@ import pandas as pd
 from .papers import PAPERS
 from .paths import REPO_ROOT
 from .records import atomic_write_text, load_records
-from .report import COMMITTED_RESULTS, _html_table, claims_table, scorecard, scorecard_markdown
+from .report import COMMITTED_RESULTS, _html_table, claims_table, glance_markdown, scorecard, scorecard_markdown
 from .runner import DEFAULT_OUTPUT_DIR
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ def _scorecard_page(records: list[dict], generated: Path) -> None:
     from .plots import scorecard_figure
 
     card = scorecard(records)
-    atomic_write_text(generated / "scorecard_tables.md", scorecard_markdown(card, claims_table(records)))
+    claims = claims_table(records)
+    atomic_write_text(generated / "scorecard_tables.md", scorecard_markdown(card, claims))
+    atomic_write_text(generated / "scorecard_glance.md", glance_markdown(card, claims))
     card.to_csv(generated / "scorecard.csv", index=False)
     scorecard_figure(card, generated / "scorecard.png")
 

@@ -118,6 +118,19 @@ def verdict_summary(card: pd.DataFrame) -> pd.DataFrame:
     return card.pivot_table(index="paper", columns="verdict", values="metric", aggfunc="count", fill_value=0)
 
 
+def glance_markdown(card: pd.DataFrame, claims: pd.DataFrame) -> str:
+    """The landing page's one-glance view: per paper, published numbers per verdict and claims that hold."""
+    if card.empty:
+        return "No run records yet.\n"
+    verdicts = verdict_summary(card)
+    table = verdicts.reindex([k for k in PAPERS if k in verdicts.index])
+    if not claims.empty:
+        held = claims.pivot_table(index="paper", columns="holds", values="claim", aggfunc="count", fill_value=0)
+        table = table.join(held.rename(columns=lambda c: f"claims: {c}"), how="left").fillna(0).astype(int)
+    table.index.name = "paper"
+    return _html_table(table.reset_index())
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
