@@ -144,3 +144,21 @@ def test_artifacts_are_stored_relative_to_the_repository(tmp_path):
     outside = tmp_path / "figure.png"
     assert portable_path(outside) == str(outside.resolve())
     assert artifact_path(str(outside)) == outside
+
+
+def test_a_resumed_run_still_records_what_its_units_cost(tmp_path):
+    import time as _time
+
+    def work():
+        _time.sleep(0.05)
+        return 1
+
+    first = RunRecorder("mt", config={}, scale="smoke", dataset="d", seed=0, results_dir=tmp_path / "r")
+    UnitStore(tmp_path / "u", {"k": 1}).run("a", work)
+    cost = first.as_dict()["units_compute_s"]
+    assert cost >= 0.05
+    resumed = RunRecorder("mt", config={}, scale="smoke", dataset="d", seed=0, results_dir=tmp_path / "r")
+    t0 = _time.perf_counter()
+    UnitStore(tmp_path / "u", {"k": 1}).run("a", work)  # loaded, not recomputed
+    assert _time.perf_counter() - t0 < 0.05
+    assert resumed.as_dict()["units_compute_s"] == pytest.approx(cost, abs=1e-3)

@@ -239,6 +239,7 @@ class RunRecorder:
         self.name = name or f"{_slug(paper)}__{_slug(scale)}__{_slug(dataset)}__seed{self.seed}"
         self.started_at = _dt.datetime.now(_dt.timezone.utc)
         self._t0 = time.perf_counter()
+        self._unit_seconds0 = unit_seconds()
         self.metrics: list[MetricRow] = []
         self.curves: dict[str, Any] = {}
         self.claims: list[Claim] = []
@@ -297,6 +298,8 @@ class RunRecorder:
             "hardware": hardware(),
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "wall_time_s": round(time.perf_counter() - self._t0, 3),
+            # units of work resumed from an interrupted run count with the time they took then
+            "units_compute_s": round(unit_seconds() - self._unit_seconds0, 3),
             "timings_s": self.timings,
             "metrics": [dataclasses.asdict(m) for m in self.metrics],
             "claims": [dataclasses.asdict(c) for c in self.claims],
@@ -353,12 +356,30 @@ class UnitStore:
         with open(self._path(key)) as handle:
             return json.load(handle)["result"]
 
-    def save(self, key: str, result: Any) -> None:
-        atomic_write_json(self._path(key), {"key": key, "result": result})
+    def save(self, key: str, result: Any, elapsed_s: float | None = None) -> None:
+        atomic_write_json(self._path(key), {"key": key, "result": result, "elapsed_s": elapsed_s,
+                                            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
     def run(self, key: str, compute: Callable[[], Any]) -> Any:
+        """The unit's stored result, or compute, store and return it; its compute time is counted either way."""
+        global _UNIT_SECONDS
         if self.done(key):
-            return self.load(key)
+            with open(self._path(key)) as handle:
+                stored = json.load(handle)
+            _UNIT_SECONDS += stored.get("elapsed_s") or 0.0
+            return stored["result"]
+        t0 = time.perf_counter()
         result = compute()
-        self.save(key, result)
+        elapsed = time.perf_counter() - t0
+        _UNIT_SECONDS += elapsed
+        self.save(key, result, elapsed)
         return json.loads(to_json(result))  # the same types a resumed run would see
+
+
+#: compute seconds of every unit run or resumed in this process (a resumed unit counts the time it
+#: took when it ran), so a record of a resumed run still states what the whole run cost.
+_UNIT_SECONDS = 0.0
+
+
+def unit_seconds() -> float:
+    return _UNIT_SECONDS

@@ -326,7 +326,7 @@ def units_dir(cfg: SemaxConfig) -> Path:
 
 
 def figures_dir(cfg: SemaxConfig) -> Path:
-    path = results_root(cfg.results_dir).parent / "outputs" / "figures" / PAPER_KEY / f"{cfg.scale}__{cfg.dataset}"
+    path = results_root(cfg.results_dir) / PAPER_KEY / "figures" / f"{cfg.scale}__{cfg.dataset}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
