@@ -239,7 +239,7 @@ class RunRecorder:
         self.name = name or f"{_slug(paper)}__{_slug(scale)}__{_slug(dataset)}__seed{self.seed}"
         self.started_at = _dt.datetime.now(_dt.timezone.utc)
         self._t0 = time.perf_counter()
-        self._unit_seconds0 = unit_seconds()
+        self._unit_seconds0, self._units_untimed0 = unit_seconds(), units_untimed()
         self.metrics: list[MetricRow] = []
         self.curves: dict[str, Any] = {}
         self.claims: list[Claim] = []
@@ -300,6 +300,7 @@ class RunRecorder:
             "wall_time_s": round(time.perf_counter() - self._t0, 3),
             # units of work resumed from an interrupted run count with the time they took then
             "units_compute_s": round(unit_seconds() - self._unit_seconds0, 3),
+            "units_untimed": units_untimed() - self._units_untimed0,
             "timings_s": self.timings,
             "metrics": [dataclasses.asdict(m) for m in self.metrics],
             "claims": [dataclasses.asdict(c) for c in self.claims],
@@ -362,10 +363,12 @@ class UnitStore:
 
     def run(self, key: str, compute: Callable[[], Any]) -> Any:
         """The unit's stored result, or compute, store and return it; its compute time is counted either way."""
-        global _UNIT_SECONDS
+        global _UNIT_SECONDS, _UNITS_UNTIMED
         if self.done(key):
             with open(self._path(key)) as handle:
                 stored = json.load(handle)
+            if stored.get("elapsed_s") is None:
+                _UNITS_UNTIMED += 1  # stored by an older version that did not time its units
             _UNIT_SECONDS += stored.get("elapsed_s") or 0.0
             return stored["result"]
         t0 = time.perf_counter()
@@ -379,7 +382,12 @@ class UnitStore:
 #: compute seconds of every unit run or resumed in this process (a resumed unit counts the time it
 #: took when it ran), so a record of a resumed run still states what the whole run cost.
 _UNIT_SECONDS = 0.0
+_UNITS_UNTIMED = 0
 
 
 def unit_seconds() -> float:
     return _UNIT_SECONDS
+
+
+def units_untimed() -> int:
+    return _UNITS_UNTIMED
