@@ -31,10 +31,14 @@ log = logging.getLogger(__name__)
 PAPER_MODELS = ("NCF", "VBPR", "CER", "NAR", "CAR", "CNR")
 EXTRA_MODELS = ("CNR-L2", "MostPop", "BPR (tuned)")
 EXPLAINERS = ("NAR", "CAR", "CNR")
-#: our dataset name -> the paper's table and dataset name
+#: our dataset name -> the paper's ranking table and its name for the dataset (Amazon 2014 5-core files)
 PAPER_DATASET = {"amazon2014-instruments": ("Table 4", "Instrument"), "amazon2014-instantvideo": ("Table 5", "Video"),
                  "amazon2014-digitalmusic": ("Table 6", "Music"), "amazon2014-beauty": ("Table 7", "Beauty"),
                  "amazon2014-clothing": ("Table 8", "Clothing")}
+#: the paper's Table 2 (users, items, interactions, features) per dataset
+PAPER_TABLE2 = {"amazon2014-instruments": (1276, 843, 3581, 325), "amazon2014-instantvideo": (4333, 1486, 11759, 350),
+                "amazon2014-digitalmusic": (5339, 3538, 40315, 1366), "amazon2014-beauty": (21472, 11897, 105659, 1985),
+                "amazon2014-clothing": (37703, 22647, 142553, 1462)}
 RANK_METRICS = ("Precision", "Recall", "F1", "Hit Rate", "NDCG", "MRR")
 #: the paper's Table 2 feature counts, the target size of our extracted feature sets
 PAPER_FEATURES = {"amazon2014-instruments": 325, "amazon2014-instantvideo": 350, "amazon2014-digitalmusic": 1366,
@@ -115,13 +119,17 @@ def _reviews_with_mentions(cfg: NARConfig) -> tuple[pd.DataFrame, list[str], lis
     return df[["user", "item", "rating", "mentions"]], extractor.features_, dataset_files(cfg.dataset, cfg.data_dir or None)
 
 
-def prepare(cfg: NARConfig, seed: int) -> NARData:
-    """Positives (rating >= 4), the per-user 4:1 split, candidates and Eq. 1 features from training reviews."""
+def prepare(cfg: NARConfig, seed: int, mentions: tuple[pd.DataFrame, list[str], list[Path]] | None = None) -> NARData:
+    """Positives (rating >= 4), the per-user 4:1 split, candidates and Eq. 1 features from training reviews.
+
+    ``mentions`` (the reviews with their extracted (feature, sentiment) mentions) can be passed in
+    so that several seeds share one extraction.
+    """
     from ..data.splits import per_user_holdout, sample_candidates
     from ..data.stats import dataset_stats
     from ..models.nar.features import item_features, mention_counts, user_features
 
-    df, feature_names, files = _reviews_with_mentions(cfg)
+    df, feature_names, files = mentions if mentions is not None else _reviews_with_mentions(cfg)
     if cfg.max_users:
         keep = np.random.default_rng(0).permutation(df["user"].unique())[: cfg.max_users]
         df = df[df["user"].isin(keep)]
@@ -247,42 +255,177 @@ def run_model(name: str, data: NARData, cfg: NARConfig, seed: int) -> dict[str, 
     return out
 
 
-def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_dir: str | Path) -> dict[str, Any]:
-    """All models x seeds (resumable: one unit per (seed, model)); fills the recorder; returns the results."""
+def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path | None = None,
+                 data: NARData | None = None) -> dict[str, Any]:
+    """All models x seeds (resumable: one unit per (seed, model)); fills the recorder; returns the results.
+
+    ``data``, when given, is the prepared split of the first seed (``prepare(cfg, cfg.seed)``).
+    """
     from tqdm.auto import tqdm
 
     from ..device import set_seed, set_threads
 
     set_threads(cfg.n_threads)
-    store = UnitStore(units_dir, asdict(cfg) | {"results_dir": "", "data_dir": "", "progress": False})
+    # runtime settings do not change a unit's result
+    store = UnitStore(units_root or units_dir(cfg), asdict(cfg) | {"results_dir": "", "data_dir": "", "progress": False, "device": "",
+                                                 "n_threads": 0})
     models = PAPER_MODELS + EXTRA_MODELS
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
-    data0 = None
+    data0, mentions = data, None
     for s in range(cfg.n_seeds):
         seed = cfg.seed + s
-        data = prepare(cfg, seed)
-        data0 = data0 or data
+        if s == 0 and data0 is not None:
+            data = data0
+        else:
+            mentions = mentions or _reviews_with_mentions(cfg)
+            data = prepare(cfg, seed, mentions)
+            data0 = data0 or data
         for name in tqdm(models, desc=f"seed {seed}", disable=not cfg.progress):
             set_seed(seed)
             log.info("seed %d: %s", seed, name)
             results[name].append(store.run(f"seed{seed}/{name}", lambda: run_model(name, data, cfg, seed)))
     recorder.add_data_files(data0.files)
-    table, paper_ds = PAPER_DATASET.get(cfg.dataset, (None, None))
+    recorder.add_table("Table 2 (our data)", table2(data0, cfg).to_dict("records"))
+    record_results(recorder, results, cfg)
+    return {"results": results, "data": data0}
+
+
+def record_results(recorder: RunRecorder, results: dict[str, list[dict[str, Any]]], cfg: NARConfig) -> None:
+    """Metric rows (one value per seed) for Tables 3-8, timings, loss curves and the claims."""
+    models = [m for m in PAPER_MODELS + EXTRA_MODELS if results.get(m)]
+    table = PAPER_DATASET.get(cfg.dataset, ("Tables 4-8", None))[0]
+    # the paper's numbers are on the Amazon 2014 files themselves: compare only on those
+    compare_to = cfg.dataset if cfg.dataset in PAPER_DATASET else None
     for name in models:
         for metric in RANK_METRICS:
             vals = [r["ranking"][metric] for r in results[name]]
-            recorder.add_metric(MetricRow.from_values(table or "Tables 4-8", cfg.dataset, name, metric, vals,
-                                                      compare_to=paper_ds if name in PAPER_MODELS else None))
+            recorder.add_metric(MetricRow.from_values(table, cfg.dataset, name, metric, vals,
+                                                      compare_to=compare_to if name in PAPER_MODELS else None))
         recorder.timings[f"{name} fit_s"] = float(np.mean([r["fit_s"] for r in results[name]]))
+        recorder.timings[f"{name} examples_per_s"] = float(np.mean([r["examples_per_s"] for r in results[name]]))
     for name in EXPLAINERS:
         for metric in ("Precision", "Recall", "F1", "NDCG"):
             vals = [r["explain"][metric] for r in results[name]]
-            recorder.add_metric(MetricRow.from_values("Table 3", cfg.dataset, name, metric, vals,
-                                                      compare_to=paper_ds if metric in ("F1", "NDCG") else None))
-    for name in ("NAR", "CAR", "CNR", "CNR-L2", "CER"):
-        recorder.add_curve(f"loss {name}", {"x": list(range(len(results[name][0]["loss_curve"]))), "y": results[name][0]["loss_curve"]})
+            recorder.add_metric(MetricRow.from_values("Table 3", cfg.dataset, name, f"{metric}@{cfg.explain_k}", vals,
+                                                      compare_to=compare_to if metric in ("F1", "NDCG") else None))
+    for name in ("NAR", "CAR", "CNR", "CNR-L2", "CER", "VBPR"):
+        curve = results[name][0]["loss_curve"]
+        recorder.add_curve(f"loss {name}", {"x": list(range(1, len(curve) + 1)), "y": curve, "xlabel": "epoch", "ylabel": "BPR loss"})
+    for name in ("CNR", "CNR-L2"):
+        if "flip_rates" in results[name][0]:
+            rates = results[name][0]["flip_rates"]
+            recorder.add_curve(f"flip rate {name}", {"x": list(range(1, len(rates) + 1)), "y": rates,
+                                                     "xlabel": "outer iteration", "ylabel": "training pairs flipped"})
     _claims(recorder, results, cfg)
-    return {"results": results, "data": data0}
+
+
+def table2(data: NARData, cfg: NARConfig) -> pd.DataFrame:
+    """Table 2 on our data beside the paper's (users, items, positive interactions, density, features)."""
+    n_pos = int(data.train.nnz) + sum(len(t) for t in data.test_items)
+    ours = {"source": f"ours ({cfg.dataset})", "users": data.n_users, "items": data.n_items, "interactions": n_pos,
+            "density (%)": 100.0 * n_pos / (data.n_users * data.n_items), "features": len(data.feature_names),
+            "test users": len(data.test_users)}
+    rows = [ours]
+    if cfg.dataset in PAPER_TABLE2:
+        u, i, n, f = PAPER_TABLE2[cfg.dataset]
+        rows.append({"source": f"paper ({PAPER_DATASET[cfg.dataset][1]})", "users": u, "items": i, "interactions": n,
+                     "density (%)": 100.0 * n / (u * i), "features": f, "test users": None})
+    return pd.DataFrame(rows)
+
+
+def ranking_table(recorder: RunRecorder) -> pd.DataFrame:
+    """Tables 4-8 layout: one row per model, mean ± std over seeds of each ranking metric."""
+    rows: dict[str, dict[str, str]] = {}
+    for m in recorder.metrics:
+        if m.metric in RANK_METRICS:
+            rows.setdefault(m.model, {})[m.metric] = f"{m.value:.4f} ± {m.std or 0.0:.4f}"
+    return pd.DataFrame.from_dict(rows, orient="index")[list(RANK_METRICS)]
+
+
+def plot_pearson(matrix: pd.DataFrame, path: Path | None = None):
+    """Fig. 4: mean per-user Pearson correlation between the explanation vectors of GT, NAR, CAR and CNR."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", cmap="vlag", vmin=-1, vmax=1, square=True, ax=ax)
+    ax.set_title("Fig. 4: Pearson correlation of explanations")
+    fig.tight_layout()
+    if path is not None:
+        from ..plots import save_figure
+
+        save_figure(fig, path)
+    return fig
+
+
+def tsne_embedding(vecs: dict[str, np.ndarray], seed: int = 0) -> pd.DataFrame:
+    """Fig. 5: 2-D t-SNE (scikit-learn) of every model's user explanation vectors, one fit per model."""
+    from sklearn.manifold import TSNE
+
+    frames = []
+    for name, X in vecs.items():
+        perplexity = float(min(30.0, max(2.0, (len(X) - 1) / 3)))
+        xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(X)
+        frames.append(pd.DataFrame({"model": name, "x": xy[:, 0], "y": xy[:, 1]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_tsne(points: pd.DataFrame, path: Path | None = None):
+    """Fig. 5: one scatter panel per model."""
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(points["model"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
+    for ax, name in zip(np.atleast_1d(axes), names):
+        sub = points[points["model"] == name]
+        ax.scatter(sub["x"], sub["y"], s=6, alpha=0.6)
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Fig. 5: t-SNE of users' explanation vectors")
+    fig.tight_layout()
+    if path is not None:
+        from ..plots import save_figure
+
+        save_figure(fig, path)
+    return fig
+
+
+def plot_curves(curves: dict[str, Any], prefix: str, path: Path | None = None):
+    """Training curves stored in a record (``loss <model>`` or ``flip rate <model>``)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    chosen = {k: v for k, v in curves.items() if k.startswith(prefix)}
+    for name, c in chosen.items():
+        ax.plot(c["x"], c["y"], marker=".", label=name[len(prefix):].strip())
+    if chosen:
+        first = next(iter(chosen.values()))
+        ax.set_xlabel(first.get("xlabel", ""))
+        ax.set_ylabel(first.get("ylabel", ""))
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        from ..plots import save_figure
+
+        save_figure(fig, path)
+    return fig
+
+
+def figures_dir(cfg: NARConfig) -> Path:
+    """``<results>/nar/figures/<scale>__<dataset>`` (beside the record)."""
+    from ..paths import results_root
+
+    path = results_root(cfg.results_dir or None) / "nar" / "figures" / f"{cfg.scale}__{cfg.dataset}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def units_dir(cfg: NARConfig) -> Path:
+    """Finished units go to ``outputs/units/nar/<dataset>`` beside the results folder."""
+    from ..paths import results_root
+
+    return results_root(cfg.results_dir or None).parent / "outputs" / "units" / "nar" / cfg.dataset
 
 
 def _mean(results, name, metric, part="ranking") -> float:
@@ -349,3 +492,28 @@ def top_words(results, data: NARData, n_users: int = 3, k: int = 5, seed: int = 
             row[m] = ", ".join(data.feature_names[j] for j in np.argsort(-phi, kind="stable")[:k])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def explanation_browser(words: pd.DataFrame):
+    """Interactive view (ipywidgets): pick a user, see the ground truth and every model's top explanation words.
+
+    Returns the widget, or ``None`` without ipywidgets; the caller shows the static table as well,
+    so the published page renders without a kernel.
+    """
+    try:
+        import ipywidgets as widgets
+    except ImportError:
+        return None
+    from IPython.display import display
+
+    pick = widgets.Dropdown(options=[(f"user {u}", k) for k, u in enumerate(words["user"])], description="user")
+    out = widgets.Output()
+
+    def show(change=None) -> None:
+        out.clear_output()
+        with out:
+            display(words.iloc[[pick.value]].set_index("user").T)
+
+    pick.observe(show, names="value")
+    show()
+    return widgets.VBox([pick, out])
