@@ -24,6 +24,23 @@ VERDICT_COLORS = {
 }
 
 
+def show_figure(fig: "matplotlib.figure.Figure", dpi: int = 110) -> None:
+    """Display ``fig`` as an embedded PNG and close it.
+
+    Unlike ``plt.show()``, this does not depend on the active matplotlib backend (under papermill
+    and in CI the backend may be ``Agg``, which displays nothing), so the executed notebook, and
+    the site built from it, always carries the image.
+    """
+    import io
+
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(data=buffer.getvalue(), format="png"))
+
+
 def save_figure(fig: "matplotlib.figure.Figure", path: str | os.PathLike, dpi: int = 130) -> Path:
     """Save ``fig`` as PNG (creating folders) and return the path; the figure stays open for display."""
     path = Path(path)
