@@ -162,3 +162,18 @@ def test_a_resumed_run_still_records_what_its_units_cost(tmp_path):
     UnitStore(tmp_path / "u", {"k": 1}).run("a", work)  # loaded, not recomputed
     assert _time.perf_counter() - t0 < 0.05
     assert resumed.as_dict()["units_compute_s"] == pytest.approx(cost, abs=1e-3)
+
+
+def test_scorecard_marks_published_numbers_on_absent_data_not_testable():
+    from xrec_core.report import scorecard
+
+    record = {"paper": "nar", "scale": "full", "dataset": "amazon2014-instruments", "seed": 1, "_path": "x.json",
+              "metrics": [{"table": "Table 4", "dataset": "amazon2014-instruments", "model": "CAR", "metric": "NDCG",
+                           "value": 0.25, "std": 0.01, "n": 3, "compare_to": "amazon2014-instruments"}]}
+    card = scorecard([record], absent={"amazon2014-clothing"})
+    clothing = card[card["paper_dataset"] == "amazon2014-clothing"]
+    video = card[card["paper_dataset"] == "amazon2014-instantvideo"]
+    assert len(clothing) and (clothing["verdict"] == "not testable here").all()
+    assert len(video) and (video["verdict"] == "not run").all()
+    ran = card[(card["paper_dataset"] == "amazon2014-instruments") & (card["model"] == "CAR") & (card["metric"] == "NDCG")]
+    assert ran["ours"].iloc[0] == 0.25 and ran["verdict"].iloc[0] == "reproduced"  # |0.25 - 0.2538| within 5%

@@ -21,7 +21,8 @@ import pandas as pd
 from .papers import PAPERS
 from .paths import REPO_ROOT
 from .records import atomic_write_text, load_records
-from .report import COMMITTED_RESULTS, _html_table, claims_table, glance_markdown, scorecard, scorecard_markdown
+from .report import (COMMITTED_RESULTS, _html_table, absent_datasets, claims_table, glance_markdown, scorecard,
+                     scorecard_markdown)
 from .runner import DEFAULT_OUTPUT_DIR
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,10 @@ def _collect_records(results_dirs: Sequence[str | os.PathLike] | None) -> list[d
     return records
 
 
-def _scorecard_page(records: list[dict], generated: Path) -> None:
+def _scorecard_page(records: list[dict], generated: Path, data_dir: str | os.PathLike | None = None) -> None:
     from .plots import scorecard_figure
 
-    card = scorecard(records)
+    card = scorecard(records, absent=absent_datasets(data_dir))
     claims = claims_table(records)
     atomic_write_text(generated / "scorecard_tables.md", scorecard_markdown(card, claims))
     atomic_write_text(generated / "scorecard_glance.md", glance_markdown(card, claims))
@@ -121,7 +122,7 @@ def stage_book(scale: str = "smoke", notebooks_dir: str | os.PathLike | None = N
     generated = src / "book" / "_generated"
     generated.mkdir(parents=True, exist_ok=True)
     records = _collect_records(results_dirs)
-    _scorecard_page(records, generated)
+    _scorecard_page(records, generated, data_dir)
     _datasets_page(generated, data_dir)
     _records_page(records, "parity", generated, "parity_records.md")
     _records_page(records, "bench", generated, "benchmark_records.md")

@@ -87,10 +87,10 @@ def cmd_all(args: argparse.Namespace) -> int:
 
 def cmd_scorecard(args: argparse.Namespace) -> int:
     from .records import load_records
-    from .report import scorecard
+    from .report import absent_datasets, scorecard
 
     records = [r for d in (args.results_dir or [None]) for r in load_records(d)]
-    card = scorecard(records)
+    card = scorecard(records, absent=absent_datasets())
     with _wide_pandas():
         print(card.drop(columns=["rel_gap", "seed", "record"], errors="ignore").to_string(index=False) if not card.empty
               else "no records")

@@ -73,13 +73,26 @@ def _best_scale(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]
             if (SCALE_ORDER.index(r["scale"]) if r["scale"] in SCALE_ORDER else -1) == best[(r["paper"], r["dataset"])]]
 
 
-def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str | Path | None = None) -> pd.DataFrame:
+def absent_datasets(data_dir: str | Path | None = None) -> set[str]:
+    """Registry datasets whose files are not in the data folder (empty when no data folder is set)."""
+    from .data.registry import status
+
+    try:
+        table = status(data_dir)
+    except Exception:  # no data folder configured: nothing can be said about absence
+        return set()
+    return set(table.loc[~table["present"], "dataset"])
+
+
+def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str | Path | None = None,
+              absent: set[str] | None = None) -> pd.DataFrame:
     """The reproduction scorecard: every reported number beside the paper's, with gap and verdict.
 
     Built from run records (default: every committed record under ``results/``) and
     ``paper_numbers.csv``; only the paper chapters' records count (benchmarks and the parity
     harness have their own pages). Rows the paper reports but no run produced appear with
-    verdict ``not run`` so that gaps in coverage are visible.
+    verdict ``not run`` so that gaps in coverage are visible, or ``not testable here`` when the
+    paper's dataset is among ``absent`` (datasets whose files are not available to the build).
     """
     if records is None:
         records = load_records(root or COMMITTED_RESULTS)
@@ -101,7 +114,7 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
     # when the chapter ran the same table on other data.
     tables_run = set(zip(ours["paper"], ours["table"])) if not ours.empty else set()
     for row in missing:
-        if (row["paper"], row["table"]) in tables_run:
+        if (row["paper"], row["table"]) in tables_run or row["paper_dataset"] in (absent or set()):
             row["verdict"] = "not testable here"
     df = pd.concat([ours, pd.DataFrame(missing)], ignore_index=True) if missing else ours
     if df.empty:
