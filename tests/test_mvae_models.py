@@ -121,6 +121,29 @@ def test_nokl_drops_only_the_beta_term():
     assert float(a["loss"] - b["loss"]) == pytest.approx(0.5 * float(a["kl_std"]), rel=1e-3)
 
 
+def test_nokl_mse_is_sec48_variant():
+    """Sec. 4.8's NoKL: z = mu_rec (deterministic in training) and MSE(mu_rec, mu_prior) in place of TKL."""
+    torch.manual_seed(0)
+    m = MVAE(4, 3, SPEC, d_model=48, n_heads=2, n_rd=2, n_rs=3, dropout=0.0, variant="nokl_mse")
+    m.train()
+    batch = _batch()
+    torch.manual_seed(1)
+    a = m.loss(batch)
+    torch.manual_seed(2)
+    b = m.loss(batch)
+    assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-6)  # no sampling noise
+    post = m.recognition_net(batch)
+    _, prior = m.prior_net(batch)
+    mse = sum((q[0] - p[0]).pow(2).mean(-1) for q, p in zip(post, prior))
+    # rel 1e-3: every training-mode forward advances the spectral-norm power iteration a little
+    assert float(a["kl_prior"]) == pytest.approx(float(mse.mean()), rel=1e-3)
+    assert float(a["beta"]) == 0.0 and float(a["kl_std"]) == 0.0
+    full = MVAE(4, 3, SPEC, d_model=48, n_heads=2, n_rd=2, n_rs=3, dropout=0.0)
+    full.load_state_dict(m.state_dict())  # same parameters as the full model: only the objective differs
+    full.eval(), m.eval()
+    assert torch.equal(full.generate(batch, max_len=6), m.generate(batch, max_len=6))
+
+
 ALL = [lambda: NRT(4, 3, SPEC, d_emb=16, d_hidden=32), lambda: Att2Seq(4, 3, SPEC, d_emb=16, d_hidden=32),
        lambda: NETE(4, 3, SPEC, d_emb=16, d_hidden=32), lambda: PETER(4, 3, SPEC, d_model=32, d_ff=64),
        lambda: MVAE(4, 3, SPEC, d_model=48, n_heads=2, n_rd=2, n_rs=3, dropout=0.0),

@@ -151,3 +151,37 @@ def test_nar_attention_is_a_distribution_over_features():
     assert phi.shape == f_u.shape
     np.testing.assert_allclose(phi.sum(1), 1.0, rtol=1e-5)
     assert (phi >= 0).all()
+
+
+def test_run_model_masks_padded_columns_by_hand():
+    """Users with fewer test positives get their pool padded with a repeated negative, which must not count."""
+    import pandas as pd
+
+    from xrec_core.experiments.nar import NARConfig, NARData, run_model
+
+    # popularity from training: item 4 -> 3, items 3 and 5 -> 1, items 0-2 -> 0
+    train = sp.csr_matrix(([1.0] * 5, ([0, 0, 1, 1, 2], [3, 4, 4, 5, 4])), shape=(3, 6))
+    data = NARData(3, 6, ["a"], np.zeros((3, 1), np.float32), np.zeros((6, 1), np.float32), train,
+                   test_users=np.array([0, 1]), test_items=[np.array([0, 1]), np.array([2])],
+                   candidates=np.array([[2, 5], [3, 0]]), ground_truth=[np.zeros(0, int)] * 3,
+                   stats=pd.DataFrame(), files=[])
+    out = run_model("MostPop", data, NARConfig(k=2), seed=0)["ranking"]
+    # user 0 pool [0, 1, 2, 5] scores [0, 0, 0, 1]: top-2 = item 5, item 0 -> one hit at rank 2
+    # user 1 pool [2, 3, 0, (3)] scores [0, 1, 0, -inf]: top-2 = item 3, item 2 -> its hit at rank 2
+    # (without the mask the padded copy of item 3 would push item 2 out of the top 2)
+    g = 1.0 / math.log2(3)
+    assert out["Precision"] == pytest.approx(0.5)
+    assert out["Recall"] == pytest.approx((0.5 + 1.0) / 2)
+    assert out["F1"] == pytest.approx((0.5 + 2 / 3) / 2)
+    assert out["Hit Rate"] == pytest.approx(1.0)
+    assert out["NDCG"] == pytest.approx((g / (1 + g) + g) / 2)
+    assert out["MRR"] == pytest.approx(0.0)
+
+
+def test_reduction_notes_name_every_cut_below_the_preset():
+    from xrec_core.experiments.nar import NARConfig, reduction_notes
+
+    assert reduction_notes(NARConfig.from_scale("full")) == []
+    assert reduction_notes(NARConfig.from_scale("smoke")) == []  # the smoke preset itself is not a cut
+    notes = reduction_notes(NARConfig.from_scale("full", dataset="mter-cellphones", max_users=1000, n_seeds=1))
+    assert len(notes) == 2 and "1000 random users" in notes[0] and "1 seed(s)" in notes[1]

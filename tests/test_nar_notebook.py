@@ -70,3 +70,48 @@ def test_table2_counts_match_the_split(record):
     assert ours["users"] == data.n_users == cfg.max_users
     assert ours["interactions"] == data.train.nnz + sum(len(t) for t in data.test_items)
     assert ours["features"] == 325  # the paper's Table 2 count for Instrument
+
+
+def test_paper_numbers_join_with_the_right_gap(record):
+    """Every Table 4 row of a paper model, and Table 3's F1/NDCG, meets the paper's value; gap = ours - paper."""
+    import csv
+
+    from xrec_core.reference import REFERENCE_FILE, compare
+
+    with open(REFERENCE_FILE, newline="") as fh:  # read independently of load_reference
+        paper = {(r["table"], r["model"], r["metric"]): float(r["value"]) for r in csv.DictReader(fh)
+                 if r["paper"] == "nar" and r["dataset"] == "amazon2014-instruments"}
+    assert len(paper) == 6 * 6 + 3 * 2  # Table 4 (6 models x 6 metrics) and Table 3 (3 models x F1, NDCG)
+    assert paper[("Table 4", "CAR", "NDCG")] == 0.2538 and paper[("Table 3", "NAR", "F1@5")] == 0.2028
+    df = compare([record])
+    joined = df[df["paper_value"].notna()]
+    assert {(r.table, r.model, r.metric) for r in joined.itertuples()} == set(paper)
+    for r in joined.itertuples():
+        assert r.gap == pytest.approx(r.ours - paper[(r.table, r.model, r.metric)], abs=1e-12)
+    assert df[df["paper_value"].isna()]["model"].isin(nar.EXTRA_MODELS + nar.EXPLAINERS).all()
+
+
+def test_tables_figures_and_notes(record):
+    from xrec_core.records import artifact_path
+
+    rows = _rows(record)
+    one_seed = record["config"]["n_seeds"] == 1
+    for m in record["metrics"]:
+        assert (m["std"] is None) == one_seed
+    words = record["tables"]["Table 9"]
+    assert len(words) == 3
+    for w in words:
+        for model in ("GT",) + nar.EXPLAINERS:
+            assert 1 <= len(w[model].split(", ")) <= 5
+    fig4 = {r["model"]: r for r in record["tables"]["Fig. 4"]}
+    assert set(fig4) == {"GT", *nar.EXPLAINERS}
+    for a in fig4:
+        assert fig4[a][a] == 1.0
+        for b in fig4:
+            assert fig4[a][b] == pytest.approx(fig4[b][a], abs=1e-12) and -1.0 <= fig4[a][b] <= 1.0
+    for name in ("Figure 4", "Figure 5", "Loss curves", "CNR flip rates"):
+        path = artifact_path(record["artifacts"][name])
+        assert path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
+    assert record["notes"] == []  # the smoke preset as it is: nothing reduced below its scale
+    curve = record["curves"]["loss CNR"]
+    assert len(curve["y"]) >= record["config"]["epochs"] and rows[("Table 4", "CNR", "NDCG")]["n"] == 1

@@ -146,6 +146,15 @@ def test_artifacts_are_stored_relative_to_the_repository(tmp_path):
     assert artifact_path(str(outside)) == outside
 
 
+def test_config_paths_inside_the_repository_are_recorded_relative(tmp_path):
+    from xrec_core.paths import REPO_ROOT
+    from xrec_core.records import RunRecorder
+
+    config = {"results_dir": str(REPO_ROOT / "results"), "cache": str(tmp_path), "k": 5, "name": "abc"}
+    rec = RunRecorder("x", config=config, scale="smoke", dataset="d", seed=0, results_dir=tmp_path)
+    assert rec.config == {"results_dir": "results", "cache": str(tmp_path), "k": 5, "name": "abc"}
+
+
 def test_a_resumed_run_still_records_what_its_units_cost(tmp_path):
     import time as _time
 

@@ -211,6 +211,15 @@ def portable_path(path: str | os.PathLike) -> str:
         return str(resolved)
 
 
+def _portable_value(value: Any) -> Any:
+    """A config value with any absolute path inside the repository made repository-relative."""
+    if isinstance(value, (str, os.PathLike)) and os.path.isabs(value):
+        resolved = Path(value).resolve()
+        if resolved == REPO_ROOT or REPO_ROOT in resolved.parents:
+            return portable_path(resolved) or "."
+    return value
+
+
 def artifact_path(value: str) -> Path:
     """The file an ``artifacts`` entry names: a relative entry is relative to the repository root."""
     path = Path(value)
@@ -234,7 +243,9 @@ class RunRecorder:
         self.scale = scale
         self.dataset = dataset
         self.seed = int(seed)
-        self.config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        # paths inside the repository (e.g. ``results_dir``) are stored relative so records hold no machine paths
+        self.config = {key: _portable_value(value) for key, value in config.items()}
         self.results_dir = results_root(results_dir) / _slug(paper)
         self.name = name or f"{_slug(paper)}__{_slug(scale)}__{_slug(dataset)}__seed{self.seed}"
         self.started_at = _dt.datetime.now(_dt.timezone.utc)

@@ -82,6 +82,18 @@ class NARConfig(ExperimentConfig):
                                            "amazon2014-digitalmusic", "amazon2014-beauty", "amazon2014-clothing")
 
 
+def reduction_notes(cfg: NARConfig) -> list[str]:
+    """Plain statements of where a run is smaller than its scale's preset (stored in the record's notes)."""
+    preset = NARConfig.from_scale(cfg.scale, dataset=cfg.dataset)
+    notes = []
+    if cfg.scale != "smoke" and cfg.max_users and cfg.max_users != preset.max_users:
+        notes.append(f"users subsampled: {cfg.max_users} random users of {cfg.dataset} (the {cfg.scale} preset uses all); "
+                     "chosen to fit the CPU time of one session, not the paper's setting")
+    if cfg.n_seeds < preset.n_seeds:
+        notes.append(f"{cfg.n_seeds} seed(s) instead of the {cfg.scale} preset's {preset.n_seeds}: no spread over seeds")
+    return notes
+
+
 @dataclass
 class NARData:
     """Positives, features and the split of one dataset."""

@@ -12,6 +12,10 @@ Variants (``variant=``):
   only compress, and the reconstruction network adds a latent at the smallest scale only).
 * ``"norn"`` -- MVAE-NoRN of Sec. 4.8/Fig. 6: trained with the test-phase architecture (Fig. 2b):
   no recognition network, ``z_j = mu_p`` and no KL term.
+* ``"nokl_mse"`` -- the MVAE-NoKL of Sec. 4.8/Fig. 6, which the paper defines differently from the
+  Table 3 one: the reconstruction network receives the posterior mean ``mu_r`` (no sampling noise)
+  and TKL is replaced by the mean squared error between ``mu_r`` and ``mu_p`` (mean over the latent
+  dimensions of a scale, summed over scales as Eq. 7 sums TKL).
 
 Choices where the paper is silent or ambiguous (stated in the chapter too):
 
@@ -37,7 +41,7 @@ from torch import nn
 from ..explain.common import ExplanationBatch, ExplanationGenerator, TextSpec, causal_mask, token_nll
 from .blocks import Block, gaussian_kl
 
-VARIANTS = ("mvae", "nokl", "nomlf", "norn")
+VARIANTS = ("mvae", "nokl", "nomlf", "norn", "nokl_mse")
 
 
 def tkl_beta(step: int, beta: float = 1e-3, k: float = 0.0025, a0: float = 0.0) -> float:
@@ -113,7 +117,7 @@ class MVAE(ExplanationGenerator):
         0.3 in the Transformer encoder and decoder.
     max_len : int
         Longest sequence the positional embeddings cover.
-    variant : {"mvae", "nokl", "nomlf", "norn"}
+    variant : {"mvae", "nokl", "nomlf", "norn", "nokl_mse"}
     """
 
     def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_model: int = 768, n_layers: int = 2,
@@ -198,7 +202,7 @@ class MVAE(ExplanationGenerator):
     # ------------------------------------------------------------------ objective
     def loss(self, batch: ExplanationBatch) -> dict[str, torch.Tensor]:
         h, prior = self.prior_net(batch)
-        beta = 0.0 if self.variant == "nokl" else self.beta_now
+        beta = 0.0 if self.variant in ("nokl", "nokl_mse") else self.beta_now
         mlf = kl_prior = kl_std = torch.zeros(len(batch), device=h.device)
         if self.variant == "norn" or not self.training:
             zs = [None if d is None else d[0] for d in prior]  # test phase (Fig. 2b): z_j = mu_p
@@ -210,6 +214,11 @@ class MVAE(ExplanationGenerator):
                     zs.append(None)
                     continue
                 (mu_r, lv_r), (mu_p, lv_p) = q, p
+                if self.variant == "nokl_mse":  # Sec. 4.8: z = mu_r, TKL replaced by MSE(mu_r, mu_p)
+                    zs.append(mu_r)
+                    mse = (mu_r - mu_p).pow(2).mean(-1)
+                    mlf, kl_prior = mlf + mse, kl_prior + mse
+                    continue
                 zs.append(mu_r + torch.randn_like(mu_r) * (0.5 * lv_r).exp())  # reparameterisation
                 t, kp, ks = tkl(mu_r, lv_r, mu_p, lv_p, beta)
                 mlf, kl_prior, kl_std = mlf + t, kl_prior + kp, kl_std + ks  # Eq. 7: sum of Eq. 6 over scales
