@@ -183,6 +183,19 @@ def test_ctr_updates_equal_direct_weighted_least_squares():
     np.testing.assert_allclose(model.item_vectors(cold)[2], theta[2])
 
 
+@pytest.mark.parametrize("n_obs", [0, 2, 4, 40])
+def test_ctr_row_solve_is_exact_with_few_and_with_many_observations(n_obs):
+    from xrec_core.models.ctr import _solve_low_rank_update
+
+    rng = np.random.default_rng(n_obs)
+    k = 4
+    A = rng.normal(size=(k, k))
+    M = A @ A.T + np.eye(k)
+    W, y = rng.normal(size=(n_obs, k)), rng.normal(size=k)
+    x = _solve_low_rank_update(M, np.linalg.inv(M), W, y)
+    np.testing.assert_allclose(x, np.linalg.solve(M + W.T @ W, y), rtol=1e-9, atol=1e-12)
+
+
 def test_ctr_mtl_item_update_weighs_ratings_and_tags():
     from xrec_core.models.ctr import CTR
 

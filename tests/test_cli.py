@@ -52,3 +52,24 @@ def test_missing_data_folder_is_a_clear_error(tmp_path, monkeypatch):
         data_root()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         data_root(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("flags, scale, streamed", [((), "smoke", False), ((), "full", True),
+                                                    (("--no-log-output",), "full", False), (("--log-output",), "smoke", True)])
+def test_long_runs_stream_their_progress(tmp_path, monkeypatch, flags, scale, streamed):
+    import papermill
+
+    seen = {}
+
+    def fake_execute(source, target, **kwargs):
+        import os
+
+        seen.update(kwargs, progress_env=os.environ.get("XREC_PROGRESS"))
+        open(target, "w").write("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    argv = ["run", "nar", "--scale", scale, *flags, "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res")]
+    assert main(argv) == 0
+    assert seen["log_output"] is streamed
+    assert seen["progress_env"] == ("text" if streamed else None)  # the kernel draws text bars for the log
+    assert seen["parameters"]["scale"] == scale

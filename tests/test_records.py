@@ -186,3 +186,34 @@ def test_scorecard_marks_published_numbers_on_absent_data_not_testable():
     assert len(video) and (video["verdict"] == "not run").all()
     ran = card[(card["paper_dataset"] == "amazon2014-instruments") & (card["model"] == "CAR") & (card["metric"] == "NDCG")]
     assert ran["ours"].iloc[0] == 0.25 and ran["verdict"].iloc[0] == "reproduced"  # |0.25 - 0.2538| within 5%
+
+
+def test_units_resume_on_another_clone_and_smoke_units_stay_out_of_git(tmp_path):
+    import subprocess
+
+    from xrec_core.paths import REPO_ROOT, units_root
+    from xrec_core.records import UnitStore
+
+    config = {"k": 8, "seed": 1, "data_dir": "/a/data", "results_dir": "/a/results"}
+    moved = config | {"data_dir": "/b/data", "results_dir": "/b/results"}
+    assert UnitStore(tmp_path, config).fingerprint == UnitStore(tmp_path, moved).fingerprint
+    assert UnitStore(tmp_path, config).fingerprint != UnitStore(tmp_path, config | {"k": 9}).fingerprint
+
+    assert units_root(tmp_path, "mt", "full", "amazon2014-instruments") == tmp_path / "mt" / "units" / "full__amazon2014-instruments"
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q", "results/mt/units/smoke__x/abc/fold0.json"], cwd=REPO_ROOT)
+    kept = subprocess.run(["git", "check-ignore", "--no-index", "-q", "results/mt/units/full__x/abc/fold0.json"], cwd=REPO_ROOT)
+    weights = subprocess.run(["git", "check-ignore", "--no-index", "-q", "results/semax/units/full__x/abc/SEMAX__seed1.pt"], cwd=REPO_ROOT)
+    assert (ignored.returncode, kept.returncode, weights.returncode) == (0, 1, 0)
+
+
+def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path):
+    import os
+
+    from xrec_core.records import _UMASK, atomic_write_json
+
+    path = atomic_write_json(tmp_path / "record.json", {"a": 1})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+    assert os.path.getsize(path) > 0

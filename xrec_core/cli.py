@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = dict(parse_param(p) for p in args.param)
     for key in _papers(args.paper):
         result = run_paper(key, args.scale, params, output_dir=args.output_dir, results_dir=args.results_dir,
-                           data_dir=args.data_dir)
+                           data_dir=args.data_dir, log_output=getattr(args, "log_output", None))
         print(f"{result.paper}: executed notebook {result.notebook} ({result.wall_time_s:.0f} s)")
         for rec in result.records:
             print(f"  record {rec}")
@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="notebook parameter")
     run.add_argument("--output-dir", default=None, help="where executed notebooks go (default: outputs/)")
     run.add_argument("--results-dir", default=None, help="where run records go (default: $XREC_RESULTS or results/)")
+    run.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=None,
+                     help="stream the notebook's output (progress bars, logs) here; default: on except at smoke scale")
     common(run)
     run.set_defaults(func=cmd_run)
 

@@ -37,6 +37,16 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def units_root(results_dir: str | os.PathLike | None, paper: str, scale: str, dataset: str) -> Path:
+    """Where a run's finished units (and checkpoints) go: ``<results>/<paper>/units/<scale>__<dataset>``.
+
+    They sit beside the records, so the units of a committed run travel with the repository and a
+    later session on a fresh clone resumes that run instead of starting it again (smoke units and
+    model weights are ignored by git).
+    """
+    return results_root(results_dir) / paper / "units" / f"{scale}__{dataset}"
+
+
 def results_root(explicit: str | os.PathLike | None = None) -> Path:
     """Return the folder run records go to: ``explicit``, ``$XREC_RESULTS`` or ``<repo>/results``."""
     value = explicit if explicit not in (None, "") else os.environ.get(RESULTS_ENV)

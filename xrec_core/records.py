@@ -39,6 +39,10 @@ _TRACKED_PACKAGES = (
 
 
 # --------------------------------------------------------------------------- atomic I/O
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: a reader sees the old file or the new one, never half."""
     path = Path(path)
@@ -49,6 +53,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes the file private; give it the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -344,6 +349,10 @@ def load_records(root: str | os.PathLike | None = None, paper: str | None = None
 
 
 # --------------------------------------------------------------------------- resumable units
+#: config fields that say where things are, not what is computed (left out of unit fingerprints)
+LOCATION_FIELDS = ("data_dir", "results_dir")
+
+
 class UnitStore:
     """One JSON file per finished unit of work, so an interrupted run resumes where it stopped.
 
@@ -354,6 +363,8 @@ class UnitStore:
 
     def __init__(self, root: str | os.PathLike, config: Any) -> None:
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        # where the data and results live never changes a result: units stay valid on another clone
+        cfg = {key: value for key, value in cfg.items() if key not in LOCATION_FIELDS}
         self.fingerprint = hashlib.sha256(to_json(cfg).encode()).hexdigest()[:16]
         self.root = Path(root) / self.fingerprint
         self.root.mkdir(parents=True, exist_ok=True)

@@ -6,19 +6,38 @@ import json
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .config import ConfigError
 from .papers import Paper, get_paper
 from .paths import REPO_ROOT, results_root
+from .progress import PROGRESS_ENV
 
 log = logging.getLogger(__name__)
 
 #: parameters every notebook's ``parameters`` cell has.
 COMMON_PARAMETERS = ("dataset", "scale", "seed", "device", "data_dir", "results_dir", "n_threads")
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
+#: what a kernel whose output is streamed to the log gets: text progress bars, redrawn at most every 20 s
+STREAMED_KERNEL_ENV = {PROGRESS_ENV: "text", "TQDM_MININTERVAL": "20"}
+
+
+@contextmanager
+def _environment(updates: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (which a kernel started inside inherits), restoring them afterwards."""
+    saved = {key: os.environ.get(key) for key in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass
@@ -68,7 +87,7 @@ def executed_notebook_path(paper: Paper, scale: str, output_dir: Path, dataset: 
 def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = None, *,
               output_dir: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None,
               data_dir: str | os.PathLike | None = None, kernel_name: str = "python3",
-              progress: bool = True) -> RunResult:
+              progress: bool = True, log_output: bool | None = None) -> RunResult:
     """Execute one paper notebook at ``scale`` and return the executed notebook and its records.
 
     Parameters
@@ -79,6 +98,9 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
         One of the paper config's ``SCALES`` (``smoke``, ``full``, ``paper`` ...).
     params : dict
         Extra notebook parameters (checked against the notebook's ``parameters`` cell).
+    log_output : bool, optional
+        Stream the cells' output (the training progress bars and logs) to this process's log;
+        default: on for every scale but ``smoke``, whose runs last seconds.
     """
     import papermill
 
@@ -95,9 +117,12 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
     tmp_path = out_path.with_name(f".{out_path.name}.partial.ipynb")
     start = time.time()
     log.info("Executing %s at scale %s -> %s", paper.notebook, scale, out_path)
+    stream = scale != "smoke" if log_output is None else log_output
     try:
-        papermill.execute_notebook(str(paper.notebook_path), str(tmp_path), parameters=injected,
-                                   kernel_name=kernel_name, progress_bar=progress, cwd=str(paper.notebook_path.parent))
+        with _environment(STREAMED_KERNEL_ENV if stream else {}):
+            papermill.execute_notebook(str(paper.notebook_path), str(tmp_path), parameters=injected,
+                                       kernel_name=kernel_name, progress_bar=progress, cwd=str(paper.notebook_path.parent),
+                                       log_output=stream)
     except Exception:
         # keep the partial notebook for debugging next to where the result would be
         failed = out_path.with_name(f"{out_path.stem}.FAILED.ipynb")

@@ -106,7 +106,7 @@ class GRUConfig(ExperimentConfig):
                       max_updates=40, eval_every=20, patience=2, folds_run=1, cbow_epochs=2, min_word_freq=2,
                       min_tag_items=3, bpr_epochs=5, n_saliency=4),
         "full": dict(k=32, k_h1=32, ctr_k=32, ctr_max_iter=10, ctr_lda_iter=10, batch_users=128, max_updates=80,
-                     eval_every=40, patience=2, lr=0.01, max_len=32, folds_run=1, eval_users=500, bpr_epochs=10,
+                     eval_every=40, patience=2, lr=0.01, max_len=32, folds_run=5, eval_users=500, bpr_epochs=10,
                      cbow_epochs=3),
         "paper": {},
     }
@@ -500,10 +500,10 @@ def run_baseline(name: str, fold: Fold, data: GRUData, cfg: GRUConfig) -> dict[s
 
 
 def units_dir(cfg: GRUConfig) -> Path:
-    """Finished units: ``outputs/units/gru/<scale>__<dataset>__seed<seed>`` beside the results folder."""
-    from ..paths import results_root
+    """Finished units: ``results/gru/units/<scale>__<dataset>`` (the seed is part of each unit's fingerprint)."""
+    from ..paths import units_root
 
-    return results_root(cfg.results_dir or None).parent / "outputs" / "units" / "gru" / f"{cfg.scale}__{cfg.dataset}__seed{cfg.seed}"
+    return units_root(cfg.results_dir or None, "gru", cfg.scale, cfg.dataset)
 
 
 def figures_dir(cfg: GRUConfig) -> Path:
@@ -525,7 +525,7 @@ def unit_fingerprint(cfg: GRUConfig) -> dict[str, Any]:
 def run_protocol(cfg: GRUConfig, data: GRUData, folds: list[Fold], store: UnitStore | None = None,
                  progress: bool = True) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Run every (scenario, fold, model) unit, resumably: ``{scenario: {model: [per-fold results]}}``."""
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     store = store or UnitStore(units_dir(cfg), unit_fingerprint(cfg))
     models = testable_models(cfg, data)

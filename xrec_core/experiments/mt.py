@@ -30,7 +30,7 @@ import pandas as pd
 from ..config import ConfigError, ExperimentConfig
 from ..metrics.language import tfidf_cosine
 from ..metrics.rating import mse
-from ..paths import results_root
+from ..paths import results_root, units_root
 from ..plots import save_figure
 from ..records import Claim, MetricRow, RunRecorder, UnitStore
 
@@ -474,8 +474,8 @@ def run_text_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name
 
 # ---------------------------------------------------------------------------------- protocol
 def units_dir(cfg: MTConfig) -> Path:
-    """Where finished units go: ``outputs/units/mt/<dataset>`` beside the results folder."""
-    return results_root(cfg.results_dir).parent / "outputs" / "units" / PAPER_KEY / cfg.dataset
+    """Where finished units go: ``results/mt/units/<scale>__<dataset>`` (see :func:`xrec_core.paths.units_root`)."""
+    return units_root(cfg.results_dir, PAPER_KEY, cfg.scale, cfg.dataset)
 
 
 def figures_dir(cfg: MTConfig) -> Path:
@@ -493,7 +493,7 @@ def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool =
     ``folds`` picks fold indices to run (default: the first ``cfg.folds_run``); separate processes
     can work on different folds of one run, sharing the finished units.
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     from ..device import set_seed, set_threads
 

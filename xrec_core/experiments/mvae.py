@@ -272,7 +272,7 @@ def train_model(model: ExplanationGenerator, train: EncodedSplit, valid: Encoded
     Returns per-epoch ``train_loss`` (the objective), ``train_nll`` and ``valid_nll`` (per token);
     the model is left with the weights of its best validation epoch.
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
@@ -361,7 +361,7 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
         return {"hypotheses": [h[: cfg.max_words] for h in r.predict(te["item_idx"].tolist(), te["sentiment"].tolist())],
                 "history": {}, "n_params": 0}
 
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     for name in tqdm([RETRIEVAL, *cfg.model_list], desc=f"split {split}: models"):
         fn = retrieval if name == RETRIEVAL else (lambda name=name: neural(name))
@@ -580,16 +580,11 @@ def claims(rows: Sequence[MetricRow], curves: dict[str, Any], splits: Sequence[d
 
 # ============================================================================ run plumbing, figures, widget
 def unit_store(cfg: MVAEConfig) -> UnitStore:
-    """Resumable units under ``<results>/.cache/mvae/<dataset>/`` (self-ignored by git)."""
-    from ..paths import results_root
-    from ..records import atomic_write_text
+    """Resumable units under ``results/mvae/units/<scale>__<dataset>`` (see :func:`xrec_core.paths.units_root`)."""
+    from ..paths import units_root
 
-    root = results_root(cfg.results_dir or None) / ".cache"
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / ".gitignore").exists():
-        atomic_write_text(root / ".gitignore", "*\n")
     science = {k: v for k, v in cfg.as_dict().items() if k not in RUNTIME_FIELDS}
-    return UnitStore(root / "mvae" / cfg.dataset, science)
+    return UnitStore(units_root(cfg.results_dir or None, "mvae", cfg.scale, cfg.dataset), science)
 
 
 def figure_dir(recorder) -> Path:

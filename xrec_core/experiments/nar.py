@@ -273,7 +273,7 @@ def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path |
 
     ``data``, when given, is the prepared split of the first seed (``prepare(cfg, cfg.seed)``).
     """
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     from ..device import set_seed, set_threads
 
@@ -434,10 +434,10 @@ def figures_dir(cfg: NARConfig) -> Path:
 
 
 def units_dir(cfg: NARConfig) -> Path:
-    """Finished units go to ``outputs/units/nar/<dataset>`` beside the results folder."""
-    from ..paths import results_root
+    """Finished units go to ``results/nar/units/<scale>__<dataset>`` (see :func:`xrec_core.paths.units_root`)."""
+    from ..paths import units_root
 
-    return results_root(cfg.results_dir or None).parent / "outputs" / "units" / "nar" / cfg.dataset
+    return units_root(cfg.results_dir or None, "nar", cfg.scale, cfg.dataset)
 
 
 def _mean(results, name, metric, part="ranking") -> float:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..config import ConfigError, ExperimentConfig
 from ..metrics.rating import mae, rmse
-from ..paths import results_root
+from ..paths import results_root, units_root
 from ..plots import save_figure
 from ..records import Claim, MetricRow, RunRecorder, UnitStore, atomic_torch_save
 
@@ -321,8 +321,8 @@ def fit_simple_baselines(cfg: SemaxConfig, data: SemaxData) -> dict[str, np.ndar
 
 # --------------------------------------------------------------------------- training
 def units_dir(cfg: SemaxConfig) -> Path:
-    """Where finished units and checkpoints go: ``outputs/units/semax`` beside the results folder."""
-    return results_root(cfg.results_dir).parent / "outputs" / "units" / PAPER_KEY / cfg.dataset
+    """Where finished units and checkpoints go: ``results/semax/units/<scale>__<dataset>``."""
+    return units_root(cfg.results_dir, PAPER_KEY, cfg.scale, cfg.dataset)
 
 
 def figures_dir(cfg: SemaxConfig) -> Path:

@@ -184,7 +184,7 @@ class ConvMFPlus:
         valid : (users, items, ratings), optional
             Validation triples for early stopping on their MSE.
         """
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
 
         from ..device import pick_device
 

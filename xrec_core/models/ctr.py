@@ -33,7 +33,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import LatentDirichletAllocation
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,16 @@ def lda_topics(bow: sp.spmatrix, k: int, max_iter: int = 20, seed: int = 0) -> n
     return theta / theta.sum(axis=1, keepdims=True)
 
 
-def _woodbury_solve(M_inv: np.ndarray, W: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Solve ``(M + W^T W) x = y`` given ``M^-1`` (K, K), ``W`` (s, K) and ``y`` (K,)."""
+def _solve_low_rank_update(M: np.ndarray, M_inv: np.ndarray, W: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Solve ``(M + W^T W) x = y`` given ``M`` (K, K), its inverse, ``W`` (s, K) and ``y`` (K,).
+
+    A row with few observations (s <= K) uses the Woodbury identity, an (s, s) solve; a row with
+    many (a popular item, a frequent tag) solves the (K, K) system directly, which is cheaper there.
+    """
     if len(W) == 0:
         return M_inv @ y
+    if len(W) > len(M):
+        return np.linalg.solve(M + W.T @ W, y)
     MW = M_inv @ W.T  # (K, s)
     small = np.eye(len(W)) + W @ MW  # (s, s)
     My = M_inv @ y
@@ -76,7 +82,7 @@ def _sweep(rows: sp.csr_matrix, other: np.ndarray, shared: np.ndarray, a: float,
             blocks.append(np.sqrt(weight) * scale * fac[ecols])
         if prior is not None:
             rhs = rhs + prior_weight * prior[r]
-        out[r] = _woodbury_solve(M_inv, np.vstack(blocks), rhs)
+        out[r] = _solve_low_rank_update(shared, M_inv, np.vstack(blocks), rhs)
     return out
 
 
@@ -202,5 +208,5 @@ def _ratings_sweep(rows: sp.csr_matrix, other: np.ndarray, reg: np.ndarray, prio
         rhs = other[cols].T @ vals
         if prior is not None:
             rhs = rhs + prior_weight * prior[r]
-        out[r] = _woodbury_solve(M_inv, other[cols], rhs)
+        out[r] = _solve_low_rank_update(reg, M_inv, other[cols], rhs)
     return out

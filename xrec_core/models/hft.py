@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm.auto import tqdm
+from ..progress import tqdm
 
 
 class HFT:

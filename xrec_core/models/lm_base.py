@@ -196,7 +196,7 @@ class NeuralTokenLM(TokenLM):
         """Train on the reviews ``train_token_lists`` (with their ``users``/``items`` ids when conditioned)."""
         import torch
         from torch.nn import functional as F
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
 
         from ..device import pick_device
         from ._early_stopping import EarlyStopping

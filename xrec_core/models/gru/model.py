@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from tqdm.auto import tqdm
+from ...progress import tqdm
 
 from ...device import pick_device
 from .._early_stopping import EarlyStopping

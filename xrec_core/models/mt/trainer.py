@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ...progress import tqdm
 
 from .camf import ContextAwareMF
 from .discriminator import ReviewDiscriminator

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ...progress import tqdm
 
 log = logging.getLogger(__name__)
 

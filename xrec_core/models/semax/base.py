@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ...progress import tqdm
 
 from ...device import pick_device, set_seed
 from .._early_stopping import EarlyStopping
