@@ -189,3 +189,27 @@ def test_retrieval_picks_item_medoid():
     assert r.predict([1], [1]) == [["great", "tone"]]
     with pytest.raises(ValueError):
         ItemMedoidRetrieval().fit([], [], [])
+
+
+def test_claims_need_significant_paired_wins_over_the_splits():
+    from xrec_core.experiments.mvae import NEURAL_BASELINES, RETRIEVAL, TABLE2_METRICS, TABLE3_METRICS, claims
+    from xrec_core.records import MetricRow
+
+    rng = np.random.default_rng(0)
+
+    def rows_for(table, metrics, model, level, noise=0.001):
+        return [MetricRow.from_values(table, "d", model, m, level + noise * rng.standard_normal(4)) for m in metrics]
+
+    rows = rows_for("Table 2", TABLE2_METRICS, "MVAE", 0.30)
+    for b in NEURAL_BASELINES:
+        rows += rows_for("Table 2", TABLE2_METRICS, b, 0.20)
+    rows += rows_for("Table 2", TABLE2_METRICS, RETRIEVAL, 0.10)
+    rows += rows_for("Table 3", TABLE3_METRICS, "MVAE", 0.30) + rows_for("Table 3", TABLE3_METRICS, "MVAE-NoKL", 0.29)
+    # MVAE-NoMLF: a higher MVAE mean on every metric, but one split goes the other way: no significant win
+    rows += [MetricRow.from_values("Table 3", "d", "MVAE-NoMLF", m, [0.10, 0.10, 0.10, 0.65]) for m in TABLE3_METRICS]
+    verdicts = {c.claim: c for c in claims(rows, {}, [], None, "d")}
+    assert verdicts["MVAE outperforms NRT, Att2Seq, NETE and PETER on every Table 2 metric"].holds is True
+    assert verdicts["MVAE beats the simple item-medoid retrieval baseline (issue 9)"].holds is True
+    assert verdicts["MVAE outperforms MVAE-NoKL on every Table 3 metric"].holds is True
+    nomlf = verdicts["MVAE outperforms MVAE-NoMLF on every Table 3 metric"]
+    assert nomlf.holds is False and "paired t-test p=" in nomlf.evidence

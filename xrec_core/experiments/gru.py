@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from ..config import ConfigError, ExperimentConfig
 from ..metrics.ranking import recall_at_k, recall_curve
+from ..metrics.significance import higher_across_folds
 from ..records import Claim, MetricRow, RunRecorder, UnitStore
 from ..models.gru import TextRecommender, Validation, pad_tokens, pretrain_cbow, reciprocal_hit_rank, topk_from_factors
 
@@ -609,24 +610,6 @@ def _fold_values(results, s, model, key="recall50") -> list[float] | None:
     """A model's per-fold values of ``key`` in one scenario (fold order), or None when it did not run."""
     vals = [float(r[key]) for r in results[s].get(model, []) if key in r]
     return vals or None
-
-
-def higher_across_folds(a: list[float], b: list[float], alpha: float = 0.05) -> tuple[bool, str]:
-    """Whether ``a`` is higher than ``b`` over the same folds, and the test behind the verdict.
-
-    With two or more folds the claim holds only when the mean difference is positive **and** a
-    paired t-test (``scipy.stats.ttest_rel``, two-sided) gives p < ``alpha``; with one fold there is
-    no test and the single values decide (the evidence says so).
-    """
-    from scipy.stats import ttest_rel
-
-    diff = float(np.mean(a) - np.mean(b))
-    if len(a) < 2:
-        return diff > 0, "1 fold, no test"
-    if np.allclose(a, b, rtol=0, atol=0):
-        return False, f"{len(a)} folds, identical"
-    p = float(ttest_rel(a, b).pvalue)
-    return bool(diff > 0 and p < alpha), f"{len(a)} folds, paired t-test p={p:.3g}"
 
 
 def paper_claims(results: dict[str, dict[str, list[dict[str, Any]]]], cfg: GRUConfig) -> list[Claim]:
