@@ -185,3 +185,26 @@ def test_reduction_notes_name_every_cut_below_the_preset():
     assert reduction_notes(NARConfig.from_scale("smoke")) == []  # the smoke preset itself is not a cut
     notes = reduction_notes(NARConfig.from_scale("full", dataset="mter-cellphones", max_users=1000, n_seeds=1))
     assert len(notes) == 2 and "1000 random users" in notes[0] and "1 seed(s)" in notes[1]
+
+
+def test_claims_need_significant_wins_over_the_seeds(tmp_path):
+    from xrec_core.experiments import nar
+    from xrec_core.records import RunRecorder
+
+    ndcg = {m: [0.10, 0.11, 0.12] for m in nar.PAPER_MODELS + nar.EXTRA_MODELS}
+    ndcg["CAR"] = [0.30, 0.31, 0.33]  # clearly best on every seed
+    ndcg["NAR"] = [0.01, 0.02, 0.015]  # clearly worst
+    ndcg["CNR"] = [0.16, 0.09, 0.16]  # higher mean than CER (0.137 vs 0.11) but not on every seed: no claim
+    f1 = {"NAR": [0.2, 0.21, 0.22], "CAR": [0.01, 0.02, 0.01], "CNR": [0.25, 0.2, 0.3]}
+    results = {m: [{"ranking": {"NDCG": v}, "explain": {"F1": f1.get(m, [0.0] * 3)[i]}} for i, v in enumerate(vals)]
+               for m, vals in ndcg.items()}
+    cfg = nar.NARConfig.from_scale("smoke", results_dir=str(tmp_path))
+    rec = RunRecorder("nar", config=cfg, scale="smoke", dataset=cfg.dataset, seed=0, results_dir=tmp_path)
+    nar._claims(rec, results, cfg)
+    holds = {c.claim: c.holds for c in rec.claims}
+    assert holds["CAR outperforms all other models (NDCG@10)"] is True
+    assert holds["NAR is the weakest on small data sets (NDCG@10)"] is True
+    assert holds["CAR's explanations are far worse than NAR's and CNR's (F1)"] is True
+    assert holds["the best paper model beats MostPop and tuned BPR (our addition)"] is True
+    cnr = next(c for c in rec.claims if c.claim == "CNR beats CER")
+    assert cnr.holds is False and "3 seeds, paired t-test p=" in cnr.evidence

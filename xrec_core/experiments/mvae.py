@@ -550,7 +550,7 @@ def claims(rows: Sequence[MetricRow], curves: dict[str, Any], splits: Sequence[d
         misses = []
         for rival in rivals:
             for m in metrics:
-                better, why = higher_across_folds(per_split[(table, "MVAE", m)], per_split[(table, rival, m)])
+                better, why = higher_across_folds(per_split[(table, "MVAE", m)], per_split[(table, rival, m)], unit="split")
                 if not better:
                     misses.append(f"{m} vs {rival} ({why})")
         return misses
@@ -578,15 +578,15 @@ def claims(rows: Sequence[MetricRow], curves: dict[str, Any], splits: Sequence[d
     # Fig. 6's NoKL is the Sec. 4.8 model (MVAE-NoKL-MSE); the Table 3 NoKL is checked only when it is absent
     nokl6 = "MVAE-NoKL-MSE" if "MVAE-NoKL-MSE" in models else "MVAE-NoKL"
     if splits and "MVAE" in models and nokl6 in models:
-        lower_train, why_train = higher_across_folds(losses("MVAE", "train"), losses(nokl6, "train"))
-        higher_valid, why_valid = higher_across_folds(losses(nokl6, "valid"), losses("MVAE", "valid"))
+        lower_train, why_train = higher_across_folds(losses("MVAE", "train"), losses(nokl6, "train"), unit="split")
+        higher_valid, why_valid = higher_across_folds(losses(nokl6, "valid"), losses("MVAE", "valid"), unit="split")
         out.append(Claim(f"{nokl6} has lower training loss but higher validation loss than MVAE", "Fig. 6 / Sec. 4.8",
                          lower_train and higher_valid,
                          f"last-epoch train NLL {nokl6} {np.mean(losses(nokl6, 'train')):.3f} vs MVAE "
                          f"{np.mean(losses('MVAE', 'train')):.3f} ({why_train}); best valid NLL {nokl6} "
                          f"{np.mean(losses(nokl6, 'valid')):.3f} vs MVAE {np.mean(losses('MVAE', 'valid')):.3f} ({why_valid})", dataset))
     if splits and "MVAE" in models and "MVAE-NoRN" in models:
-        lower, why = higher_across_folds(losses("MVAE-NoRN", "valid"), losses("MVAE", "valid"))
+        lower, why = higher_across_folds(losses("MVAE-NoRN", "valid"), losses("MVAE", "valid"), unit="split")
         out.append(Claim("MVAE reaches a lower validation loss than MVAE-NoRN", "Fig. 6 / Sec. 4.8", lower,
                          f"best valid NLL MVAE {np.mean(losses('MVAE', 'valid')):.3f} vs NoRN "
                          f"{np.mean(losses('MVAE-NoRN', 'valid')):.3f} ({why})", dataset))
