@@ -550,9 +550,10 @@ def claims(rows: Sequence[MetricRow], curves: dict[str, Any], splits: Sequence[d
         misses = []
         for rival in rivals:
             for m in metrics:
-                better, why = higher_across_folds(per_split[(table, "MVAE", m)], per_split[(table, rival, m)], unit="split")
+                ours, theirs = per_split[(table, "MVAE", m)], per_split[(table, rival, m)]
+                better, why = higher_across_folds(ours, theirs, unit="split")
                 if not better:
-                    misses.append(f"{m} vs {rival} ({why})")
+                    misses.append(f"{m} vs {rival}: {np.mean(ours):.3g} vs {np.mean(theirs):.3g} ({why})")
         return misses
 
     def verdict(misses: list[str], all_good: str) -> tuple[bool, str]:
