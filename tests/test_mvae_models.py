@@ -213,3 +213,11 @@ def test_claims_need_significant_paired_wins_over_the_splits():
     assert verdicts["MVAE outperforms MVAE-NoKL on every Table 3 metric"].holds is True
     nomlf = verdicts["MVAE outperforms MVAE-NoMLF on every Table 3 metric"]
     assert nomlf.holds is False and "paired t-test p=" in nomlf.evidence
+
+
+def test_a_run_smaller_than_its_preset_says_so():
+    from xrec_core.experiments.mvae import MVAEConfig, reduction_notes
+
+    assert reduction_notes(MVAEConfig.from_scale("full")) == []
+    notes = reduction_notes(MVAEConfig.from_scale("full", n_splits=3, models="MVAE,PETER"))
+    assert notes[0].startswith("3 of the full preset's 5 random splits") and "NRT" in notes[1] and "MVAE,PETER" not in notes[1]

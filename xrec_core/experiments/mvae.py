@@ -606,6 +606,19 @@ def claims(rows: Sequence[MetricRow], curves: dict[str, Any], splits: Sequence[d
 
 
 # ============================================================================ run plumbing, figures, widget
+def reduction_notes(cfg: MVAEConfig) -> list[str]:
+    """Plain statements of where a run is smaller than its scale's preset (stored in the record's notes)."""
+    preset = MVAEConfig.from_scale(cfg.scale, dataset=cfg.dataset)
+    notes = []
+    if cfg.n_splits < preset.n_splits:
+        notes.append(f"{cfg.n_splits} of the {cfg.scale} preset's {preset.n_splits} random splits (the paper averages 5); "
+                     "chosen to fit the CPU time of one session")
+    missing = [m for m in preset.model_list if m not in cfg.model_list]
+    if missing:
+        notes.append(f"models left out of this run: {', '.join(missing)}")
+    return notes
+
+
 def unit_store(cfg: MVAEConfig) -> UnitStore:
     """Resumable units under ``results/mvae/units/<scale>__<dataset>`` (see :func:`xrec_core.paths.units_root`)."""
     from ..paths import units_root
