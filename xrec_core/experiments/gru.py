@@ -518,8 +518,9 @@ def figures_dir(cfg: GRUConfig) -> Path:
 
 def unit_fingerprint(cfg: GRUConfig) -> dict[str, Any]:
     """The settings a unit's result depends on: not the model list or the number of folds run (a rerun
-    with more models or folds reuses finished units) nor where data/results live or how many threads ran."""
-    skip = ("models", "baselines", "folds_run", "n_threads", "device", "data_dir", "results_dir")
+    with more models or folds reuses finished units) nor how many threads ran (:class:`UnitStore` itself
+    leaves out where data and results live)."""
+    skip = ("models", "baselines", "folds_run", "n_threads", "device")
     return {k: v for k, v in cfg.as_dict().items() if k not in skip}
 
 

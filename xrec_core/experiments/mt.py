@@ -568,7 +568,7 @@ def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool =
 #: config fields that select which units run but do not change any unit's result; they are left
 #: out of the resumable units' fingerprint so that a rerun can add folds or baselines.
 SELECTION_FIELDS = ("folds_run", "rating_baselines", "lm_baselines", "opinosis", "ablations", "n_threads",
-                    "results_dir", "data_dir", "scale", "finished_only")
+                    "scale", "finished_only")
 
 
 def unit_config(cfg: MTConfig) -> dict[str, Any]:

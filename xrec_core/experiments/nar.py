@@ -280,7 +280,7 @@ def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path |
 
     set_threads(cfg.n_threads)
     # runtime settings do not change a unit's result
-    store = UnitStore(units_root or units_dir(cfg), asdict(cfg) | {"results_dir": "", "data_dir": "", "progress": False, "device": "",
+    store = UnitStore(units_root or units_dir(cfg), asdict(cfg) | {"progress": False, "device": "",
                                                  "n_threads": 0})
     models = PAPER_MODELS + EXTRA_MODELS
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
@@ -453,32 +453,25 @@ def _claims(recorder: RunRecorder, results, cfg: NARConfig) -> None:
     """The paper's claims on our seeds: "A beats B" needs a higher mean and a paired t-test over the seeds with p < 0.05."""
     ds = cfg.dataset
 
-    def beats(winner: str, losers: Sequence[str], metric: str = "NDCG", part: str = "ranking") -> tuple[bool, str]:
-        a = _per_seed(results, winner, metric, part)
-        verdicts = [(loser, *higher_across_folds(a, _per_seed(results, loser, metric, part), unit="seed")) for loser in losers]
-        evidence = "; ".join(f"{winner} {np.mean(a):.4f} vs {loser} {_mean(results, loser, metric, part):.4f} ({why})"
-                             for loser, _, why in verdicts)
-        return all(ok for _, ok, _ in verdicts), evidence
+    def above(pairs: Sequence[tuple[str, str]], metric: str = "NDCG", part: str = "ranking") -> tuple[bool, str]:
+        """Whether, in every (higher, lower) pair, the first model is significantly above the second."""
+        verdicts = [higher_across_folds(_per_seed(results, hi, metric, part), _per_seed(results, lo, metric, part), unit="seed")
+                    for hi, lo in pairs]
+        evidence = "; ".join(f"{hi} {_mean(results, hi, metric, part):.4f} vs {lo} {_mean(results, lo, metric, part):.4f} ({why})"
+                             for (hi, lo), (_, why) in zip(pairs, verdicts))
+        return all(ok for ok, _ in verdicts), evidence
 
-    others = [m for m in PAPER_MODELS + EXTRA_MODELS if m != "CAR"]
-    recorder.add_claim(Claim("CAR outperforms all other models (NDCG@10)", "Sec. 5.2, Tables 4-8", *beats("CAR", others), ds))
-    recorder.add_claim(Claim("CNR beats CER", "Sec. 5.2", *beats("CNR", ["CER"]), ds))
-    weaker = [(m, *higher_across_folds(_per_seed(results, m, "NDCG"), _per_seed(results, "NAR", "NDCG"), unit="seed"))
-              for m in PAPER_MODELS if m != "NAR"]
+    recorder.add_claim(Claim("CAR outperforms all other models (NDCG@10)", "Sec. 5.2, Tables 4-8",
+                             *above([("CAR", m) for m in PAPER_MODELS + EXTRA_MODELS if m != "CAR"]), ds))
+    recorder.add_claim(Claim("CNR beats CER", "Sec. 5.2", *above([("CNR", "CER")]), ds))
     recorder.add_claim(Claim("NAR is the weakest on small data sets (NDCG@10)", "Sec. 5.2, Table 4",
-                             all(ok for _, ok, _ in weaker),
-                             "; ".join(f"{m} {_mean(results, m, 'NDCG'):.4f} vs NAR {_mean(results, 'NAR', 'NDCG'):.4f} "
-                                       f"({why})" for m, _, why in weaker), ds))
-    worse = [(m, *higher_across_folds(_per_seed(results, m, "F1", "explain"), _per_seed(results, "CAR", "F1", "explain"), unit="seed"))
-             for m in ("NAR", "CNR")]
+                             *above([(m, "NAR") for m in PAPER_MODELS if m != "NAR"]), ds))
     recorder.add_claim(Claim("CAR's explanations are far worse than NAR's and CNR's (F1)", "Sec. 5.3, Table 3",
-                             all(ok for _, ok, _ in worse),
-                             "; ".join(f"{m} {_mean(results, m, 'F1', 'explain'):.4f} vs CAR {_mean(results, 'CAR', 'F1', 'explain'):.4f} "
-                                       f"({why})" for m, _, why in worse), ds))
+                             *above([(m, "CAR") for m in ("NAR", "CNR")], "F1", "explain"), ds))
     ndcg = {m: _mean(results, m, "NDCG") for m in PAPER_MODELS}
     best = max(PAPER_MODELS, key=ndcg.get)
     recorder.add_claim(Claim("the best paper model beats MostPop and tuned BPR (our addition)", "issue 9",
-                             *beats(best, ["MostPop", "BPR (tuned)"]), ds))
+                             *above([(best, "MostPop"), (best, "BPR (tuned)")]), ds))
 
 
 def explanation_matrix(results, data: NARData, max_users: int = 400, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
