@@ -66,3 +66,42 @@ def scorecard_figure(card: pd.DataFrame, path: str | os.PathLike) -> Path:
     out = save_figure(fig, path)
     plt.close(fig)
     return out
+
+
+def learning_curves_figure(curves: dict[str, dict[str, dict]], path: str | os.PathLike | None = None,
+                           max_cols: int = 4) -> "matplotlib.figure.Figure":
+    """Small multiples of a record's ``learning_curves``: one panel per model.
+
+    Each panel draws the training loss of every unit (fold, split, seed) on the left axis and the
+    validation metric on the right axis, and marks each unit's kept (best) epoch with a dot; a
+    curve that hit its epoch cap instead of stopping by patience is drawn dashed.
+    """
+    import math
+
+    names = list(curves)
+    cols = max(1, min(max_cols, len(names)))
+    rows = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        right = ax.twinx()
+        for unit, c in curves[name].items():
+            style = "-" if c.get("stopped_early", True) else "--"
+            epochs = list(range(1, len(c["train_loss"]) + 1))
+            ax.plot(epochs, c["train_loss"], style, color="#457b9d", lw=1, alpha=0.8)
+            v_epochs = c.get("valid_epochs") or list(range(1, len(c["valid"]) + 1))
+            right.plot(v_epochs, c["valid"], style, color="#e76f51", lw=1, alpha=0.8)
+            if c.get("best_epoch") and c["best_epoch"] in v_epochs:
+                right.plot([c["best_epoch"]], [c["valid"][v_epochs.index(c["best_epoch"])]], "o", color="#e76f51", ms=4)
+        first = next(iter(curves[name].values()), {})
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("train loss", color="#457b9d", fontsize=8)
+        right.set_ylabel(first.get("valid_metric", "validation"), color="#e76f51", fontsize=8)
+        ax.tick_params(labelsize=7)
+        right.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig

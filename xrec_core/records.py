@@ -193,13 +193,29 @@ class MetricRow:
 
 @dataclass
 class Claim:
-    """A qualitative claim of a paper, checked on our numbers (e.g. "SEMAX has the lowest RMSE")."""
+    """A qualitative claim of a paper, checked on our numbers (e.g. "SEMAX has the lowest RMSE").
+
+    ``verdict`` is ``"holds"``, ``"fails"`` or ``"untestable"`` (see :mod:`xrec_core.claims`);
+    ``holds`` mirrors it (``True`` / ``False`` / ``None``) for readers of older records, and
+    ``models`` names the models the claim is about.
+    """
 
     claim: str
     source: str
     holds: bool | None
     evidence: str = ""
     dataset: str = ""
+    verdict: str = ""
+    models: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            self.verdict = {True: "holds", False: "fails", None: "untestable"}[self.holds]
+
+    @classmethod
+    def decided(cls, claim: str, source: str, verdict: Any, *, dataset: str = "", models: Iterable[str] = ()) -> "Claim":
+        """A claim from a :class:`xrec_core.claims.Verdict`."""
+        return cls(claim, source, verdict.holds, verdict.evidence, dataset, verdict.verdict, list(models))
 
 
 # --------------------------------------------------------------------------- run recorder
@@ -264,6 +280,8 @@ class RunRecorder:
         self.data_files: dict[str, str] = {}
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
+        self.health: list[dict[str, Any]] = []
+        self.learning_curves: dict[str, dict[str, Any]] = {}
 
     # -- collection
     def add_data_files(self, paths: Iterable[str | os.PathLike]) -> None:
@@ -287,6 +305,19 @@ class RunRecorder:
 
     def add_claim(self, claim: Claim) -> None:
         self.claims.append(claim)
+
+    def add_health(self, checks: Iterable[Any]) -> None:
+        """Store training-health checks (:class:`xrec_core.health.HealthCheck` or their dicts)."""
+        for c in checks:
+            self.health.append(c.as_dict() if hasattr(c, "as_dict") else dict(c))
+
+    def unhealthy(self) -> set[str]:
+        """Models that failed a health check stored so far (claims naming them are untestable)."""
+        return {c["model"] for c in self.health if not c["passed"]}
+
+    def add_learning_curve(self, model: str, unit: str, curve: Any) -> None:
+        """Store one fit's learning curve (:class:`xrec_core.training.LearningCurve` or its dict)."""
+        self.learning_curves.setdefault(model, {})[unit] = curve.as_dict() if hasattr(curve, "as_dict") else dict(curve)
 
     def add_artifact(self, name: str, path: str | os.PathLike) -> None:
         """Record a file the run wrote (a figure); stored relative to the repository when inside it."""
@@ -320,6 +351,8 @@ class RunRecorder:
             "timings_s": self.timings,
             "metrics": [dataclasses.asdict(m) for m in self.metrics],
             "claims": [dataclasses.asdict(c) for c in self.claims],
+            "health": self.health,
+            "learning_curves": self.learning_curves,
             "curves": self.curves,
             "tables": self.tables,
             "artifacts": self.artifacts,

@@ -1,0 +1,51 @@
+"""Training-health checks against their floors, computed independently."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from xrec_core.health import (above_chance, generator_diversity, global_mean_mse, loss_decreased, ranker_vs_mostpop,
+                              rating_below_global_mean, summarize, unhealthy_models, unique_sentence_ratio)
+
+
+def test_global_mean_floor():
+    train, test = np.array([1.0, 5.0, 3.0]), np.array([4.0, 2.0])
+    assert global_mean_mse(train, test) == pytest.approx(((4 - 3) ** 2 + (2 - 3) ** 2) / 2)
+    assert rating_below_global_mean("MF", "d", 0.9, 1.0).passed
+    bad = rating_below_global_mean("PMF", "d", 1.465, 0.800)
+    assert not bad.passed and bad.floor == 0.8
+
+
+def test_ranker_needs_nine_tenths_of_mostpop():
+    assert ranker_vs_mostpop("NAR", "d", 0.091, 0.1, "NDCG").passed
+    assert not ranker_vs_mostpop("NAR", "d", 0.089, 0.1, "NDCG").passed
+
+
+def test_one_sentence_for_every_pair_fails():
+    texts = ["this is a great"] * 680
+    ratio, empty = generator_diversity("MVAE", "d", texts)
+    assert ratio.value == pytest.approx(1 / 680) and not ratio.passed and empty.passed
+    assert unique_sentence_ratio(["a", "b", "a ", ""]) == pytest.approx(3 / 4)
+    assert not generator_diversity("Att2Seq", "d", ["", "x"])[1].passed
+
+
+def test_above_chance_is_an_exact_binomial_test():
+    check = above_chance("D", "d", 60, 100)
+    p = sum(stats.binom.pmf(k, 100, 0.5) for k in range(60, 101))
+    assert check.passed == (p < 0.05) and f"{p:.2g}" in check.detail
+    assert not above_chance("D", "d", 41, 100).passed
+
+
+def test_loss_must_go_down():
+    assert loss_decreased("M", "d", [2.0, 1.5, 1.2]).passed
+    assert not loss_decreased("M", "d", [2.0, 2.1, 2.3]).passed
+    assert not loss_decreased("M", "d", [2.0]).passed
+
+
+def test_unhealthy_and_summary():
+    checks = [rating_below_global_mean("A", "d", 0.5, 1.0), rating_below_global_mean("B", "d", 2.0, 1.0),
+              rating_below_global_mean("B", "e", 0.5, 1.0)]
+    assert unhealthy_models(checks) == {"B"} and unhealthy_models(checks, "e") == set()
+    assert summarize(checks) == {"A": "ok", "B": "failed: MSE below global mean"}

@@ -1,0 +1,40 @@
+"""The model registry: registration, building with the config's values, one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xrec_core.models import registry as reg
+
+
+class _Mean:
+    def __init__(self, shrink: float) -> None:
+        self.shrink = shrink
+
+    def fit(self, train, valid=None):
+        self.mu_ = float(np.mean(train)) * (1 - self.shrink)
+        return self
+
+    def predict(self, users, items):
+        return np.full(len(users), self.mu_)
+
+
+def test_register_build_and_role(monkeypatch):
+    monkeypatch.setattr(reg, "REGISTRY", {})
+    reg.register("TestMean", role=reg.RATING, search_space={"shrink": (0.0, 0.5)})(_Mean)
+    model = reg.build("TestMean", shrink=0.5).fit(np.array([2.0, 4.0]))
+    assert model.predict(np.array([0, 1]), np.array([0, 1])).tolist() == [1.5, 1.5]
+    assert reg.implements(model, reg.RATING) and not reg.implements(model, reg.GENERATION)
+    assert reg.names(reg.RATING) == ["TestMean"] and reg.entry("TestMean").search_space == {"shrink": (0.0, 0.5)}
+
+
+def test_errors_are_one_line(monkeypatch):
+    monkeypatch.setattr(reg, "REGISTRY", {})
+    reg.register("A", role=reg.RANKING)(_Mean)
+    with pytest.raises(reg.UnknownModelError, match="Unknown model 'B'; registered: A"):
+        reg.build("B")
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("A", role=reg.RANKING)(lambda: None)
+    with pytest.raises(ValueError, match="Unknown role"):
+        reg.register("C", role="oracle")

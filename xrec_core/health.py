@@ -1,0 +1,141 @@
+"""Training-health checks: did a model learn anything before we judge a paper's claim with it?
+
+A run whose rating model predicts worse than the global mean, whose ranker falls far below
+MostPop or whose generator writes one sentence for every user has not been given a fair chance;
+comparing it with the paper would confuse "our training failed" with "the claim fails". Each
+check here compares a model with a trivial floor and says pass or fail with both numbers; the
+run record stores them as its ``health`` list, the chapters and the scorecard show them, and
+:mod:`xrec_core.claims` makes every claim naming a failed model *untestable*.
+
+The floors (issue 14 of the book):
+
+=======================  ==========================================================  =========
+model role               check                                                        floor
+=======================  ==========================================================  =========
+rating predictor         test MSE (and RMSE) below the global mean's                  global mean
+ranker                   main metric at least 0.9x MostPop's                          0.9 MostPop
+explanation generator    unique-sentence ratio; share of empty outputs                0.01; 0
+discriminator            accuracy on held-out data of its own task above chance       binomial p < 0.05
+any trained model        training loss went down                                      first epoch
+=======================  ==========================================================  =========
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+#: a ranker passes when its main metric is at least this fraction of MostPop's
+RANKER_FLOOR_RATIO = 0.9
+#: a generator passes when at least this fraction of its test outputs are distinct sentences
+UNIQUE_SENTENCE_FLOOR = 0.01
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One check of one model on one dataset: its value, the floor it is held to and the outcome."""
+
+    model: str
+    dataset: str
+    check: str
+    value: float
+    floor: float
+    passed: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rating_below_global_mean(model: str, dataset: str, mse: float, global_mean_mse: float,
+                             metric: str = "MSE") -> HealthCheck:
+    """A rating predictor must beat predicting the training mean for every pair (lower error)."""
+    ok = math.isfinite(mse) and mse < global_mean_mse
+    return HealthCheck(model, dataset, f"{metric} below global mean", float(mse), float(global_mean_mse), bool(ok),
+                       f"{metric} {mse:.4g} vs global mean {global_mean_mse:.4g}")
+
+
+def ranker_vs_mostpop(model: str, dataset: str, value: float, mostpop: float, metric: str,
+                      ratio: float = RANKER_FLOOR_RATIO) -> HealthCheck:
+    """A ranker must reach ``ratio`` x MostPop on its main metric (an item bias alone learns popularity)."""
+    floor = ratio * mostpop
+    ok = math.isfinite(value) and value >= floor
+    return HealthCheck(model, dataset, f"{metric} >= {ratio:g}x MostPop", float(value), float(floor), bool(ok),
+                       f"{metric} {value:.4g} vs MostPop {mostpop:.4g}")
+
+
+def unique_sentence_ratio(texts: Sequence[str]) -> float:
+    """Distinct outputs / outputs (after stripping surrounding white space); 0 for no outputs."""
+    if not texts:
+        return 0.0
+    return len({t.strip() for t in texts}) / len(texts)
+
+
+def generator_diversity(model: str, dataset: str, texts: Sequence[str],
+                        floor: float = UNIQUE_SENTENCE_FLOOR) -> list[HealthCheck]:
+    """Two checks of a text generator's test outputs: enough distinct sentences, no empty ones."""
+    ratio = unique_sentence_ratio(texts)
+    empty = sum(1 for t in texts if not t.strip())
+    return [
+        HealthCheck(model, dataset, "unique-sentence ratio", ratio, floor, bool(ratio >= floor),
+                    f"{len({t.strip() for t in texts})} distinct of {len(texts)}"),
+        HealthCheck(model, dataset, "empty outputs", float(empty), 0.0, empty == 0, f"{empty} empty of {len(texts)}"),
+    ]
+
+
+def above_chance(model: str, dataset: str, correct: int, total: int, chance: float = 0.5,
+                 alpha: float = 0.05, check: str = "held-out accuracy above chance") -> HealthCheck:
+    """A classifier (a discriminator) must beat chance on held-out data of its own training task.
+
+    One-sided exact binomial test of ``correct`` of ``total`` against ``chance``.
+    """
+    from scipy.stats import binomtest
+
+    if total <= 0:
+        return HealthCheck(model, dataset, check, float("nan"), chance, False, "no held-out examples")
+    p = float(binomtest(int(correct), int(total), chance, alternative="greater").pvalue)
+    acc = correct / total
+    return HealthCheck(model, dataset, check, acc, chance, bool(p < alpha),
+                       f"accuracy {acc:.3f} on {total} held-out examples, binomial p={p:.2g}")
+
+
+def loss_decreased(model: str, dataset: str, losses: Sequence[float], min_drop: float = 0.0) -> HealthCheck:
+    """Training loss must end below where it started (by more than ``min_drop`` relative)."""
+    vals = [float(v) for v in losses if v is not None and math.isfinite(float(v))]
+    if len(vals) < 2:
+        return HealthCheck(model, dataset, "training loss went down", float("nan"), float("nan"), False,
+                           f"{len(vals)} finite loss value(s): cannot tell")
+    first, best = vals[0], min(vals[1:])
+    floor = first - min_drop * abs(first)
+    return HealthCheck(model, dataset, "training loss went down", best, floor, bool(best < floor),
+                       f"first epoch {first:.4g}, best later {best:.4g}")
+
+
+def unhealthy_models(checks: Iterable[HealthCheck | dict[str, Any]], dataset: str | None = None) -> set[str]:
+    """Models that failed at least one check (on ``dataset``, when given)."""
+    out = set()
+    for c in checks:
+        c = c.as_dict() if isinstance(c, HealthCheck) else c
+        if (dataset is None or c["dataset"] == dataset) and not c["passed"]:
+            out.add(c["model"])
+    return out
+
+
+def summarize(checks: Iterable[HealthCheck | dict[str, Any]]) -> dict[str, str]:
+    """``{model: "ok" | "failed: <check>, ..."}``, the health column of the chapter tables and scorecard."""
+    status: dict[str, list[str]] = {}
+    for c in checks:
+        c = c.as_dict() if isinstance(c, HealthCheck) else c
+        status.setdefault(c["model"], [])
+        if not c["passed"]:
+            status[c["model"]].append(c["check"])
+    return {m: "ok" if not failed else "failed: " + ", ".join(dict.fromkeys(failed)) for m, failed in status.items()}
+
+
+def global_mean_mse(train_ratings: np.ndarray, test_ratings: np.ndarray) -> float:
+    """MSE on the test ratings of predicting the training ratings' mean for every pair."""
+    return float(np.mean((np.asarray(test_ratings, float) - float(np.mean(train_ratings))) ** 2))
