@@ -22,6 +22,7 @@ class _Mean:
 
 def test_register_build_and_role(monkeypatch):
     monkeypatch.setattr(reg, "REGISTRY", {})
+    monkeypatch.setattr(reg, "MODEL_MODULES", ())
     reg.register("TestMean", role=reg.RATING, search_space={"shrink": (0.0, 0.5)})(_Mean)
     model = reg.build("TestMean", shrink=0.5).fit(np.array([2.0, 4.0]))
     assert model.predict(np.array([0, 1]), np.array([0, 1])).tolist() == [1.5, 1.5]
@@ -31,6 +32,7 @@ def test_register_build_and_role(monkeypatch):
 
 def test_errors_are_one_line(monkeypatch):
     monkeypatch.setattr(reg, "REGISTRY", {})
+    monkeypatch.setattr(reg, "MODEL_MODULES", ())
     reg.register("A", role=reg.RANKING)(_Mean)
     with pytest.raises(reg.UnknownModelError, match="Unknown model 'B'; registered: A"):
         reg.build("B")
@@ -38,3 +40,15 @@ def test_errors_are_one_line(monkeypatch):
         reg.register("A", role=reg.RANKING)(lambda: None)
     with pytest.raises(ValueError, match="Unknown role"):
         reg.register("C", role="oracle")
+
+
+def test_shared_baselines_are_registered_with_their_search_spaces():
+    from xrec_core.search_space import Int, LogFloat
+
+    for name in ("MostPop", "BPR", "GlobalMean", "UserItemBias", "BiasedMF", "PMF", "NCF", "CTR", "HFT", "ConvMF+"):
+        e = reg.entry(name)
+        assert e.name == name and e.role in reg.ROLES
+        for param, dim in e.search_space.items():
+            assert param in e.factory.__init__.__code__.co_varnames, (name, param)
+            assert isinstance(dim, (Int, LogFloat)) or hasattr(dim, "low")
+    assert reg.build("BPR", k=7).k == 7

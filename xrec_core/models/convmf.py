@@ -38,6 +38,8 @@ import torch
 from torch import nn
 
 from .mt.camf import als_update
+from ..search_space import Float, LogFloat
+from .registry import RATING, register
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class TextCNN(nn.Module):
         return torch.tanh(self.proj(self.drop(h)))  # (B, K)
 
 
+@register("ConvMF+", role=RATING, search_space={"lambda_u": LogFloat(0.01, 100.0), "lambda_v": LogFloat(1.0, 1000.0), "dropout": Float(0.0, 0.5)},
+          source="Kim et al. 2016")
 class ConvMFPlus:
     """ConvMF with pre-trained (word2vec) embeddings, fitted by ALS + CNN regression (Kim et al. 2016).
 

@@ -34,6 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import LatentDirichletAllocation
 from ..progress import tqdm
+from ..search_space import LogFloat
+from .registry import RANKING, register
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ def _sweep(rows: sp.csr_matrix, other: np.ndarray, shared: np.ndarray, a: float,
     return out
 
 
+@register("CTR", role=RANKING, search_space={"lambda_u": LogFloat(1e-3, 1.0), "lambda_v": LogFloat(1.0, 1000.0), "b": LogFloat(1e-3, 0.1)},
+          source="Wang & Blei 2011")
 class CTR:
     """Collaborative topic regression; CTR-MTL when ``tags`` are given.
 

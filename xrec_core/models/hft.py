@@ -17,8 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from ..progress import tqdm
+from ..search_space import Int, LogFloat
+from .registry import RATING, register
 
 
+@register("HFT", role=RATING, search_space={"k": Int(4, 64, log=True), "lambda_text": LogFloat(1e-3, 10.0), "reg": LogFloat(1e-4, 1.0), "lr": LogFloat(1e-3, 0.2)},
+          source="McAuley & Leskovec 2013")
 class HFT:
     """HFT with ``k`` factors = topics.
 

@@ -17,6 +17,8 @@ from torch import nn
 from ..progress import tqdm
 
 from ..device import pick_device
+from ..search_space import Int, LogFloat
+from .registry import RANKING, register
 
 
 class NeuMF(nn.Module):
@@ -50,6 +52,8 @@ class NeuMF(nn.Module):
         return self.out(torch.cat([gmf, mlp], dim=-1)).squeeze(-1)  # (B,)
 
 
+@register("NCF", role=RANKING, search_space={"k": Int(8, 128, log=True), "lr": LogFloat(1e-4, 1e-2), "weight_decay": LogFloat(1e-7, 1e-3)},
+          source="He et al. 2017")
 class NCF:
     """cornac-like wrapper around :class:`NeuMF`.
 

@@ -16,8 +16,12 @@ import scipy.sparse as sp
 
 from ..metrics.ranking import mean_over_users, recall_at_k, topk_items
 from ._tuning import Tuned, expand_grid
+from ..search_space import Int, LogFloat
+from .registry import RANKING, register
 
 
+@register("MostPop", role=RANKING, search_space={},
+          source="item popularity")
 class MostPop:
     """Score every item by its number of training interactions (the same list for every user)."""
 
@@ -29,6 +33,8 @@ class MostPop:
         return np.tile(self.popularity_, (len(user_ids), 1))
 
 
+@register("BPR", role=RANKING, search_space={"k": Int(8, 128, log=True), "lr": LogFloat(1e-3, 0.2), "reg": LogFloat(1e-5, 1e-1)},
+          source="Rendle et al. 2009")
 class BPR:
     """Bayesian personalized ranking with matrix factorization (Rendle et al. 2009).
 

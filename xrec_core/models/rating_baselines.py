@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from ._tuning import Tuned, expand_grid
+from ..search_space import Int, LogFloat
+from .registry import RATING, register
 
 
 def _groups(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -26,6 +28,8 @@ def _groups(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return order, bounds
 
 
+@register("GlobalMean", role=RATING, search_space={},
+          source="training mean")
 class GlobalMean:
     """Predict the mean training rating for every pair."""
 
@@ -38,6 +42,8 @@ class GlobalMean:
         return np.full(len(users), self.mu_)
 
 
+@register("UserItemBias", role=RATING, search_space={"reg": LogFloat(0.1, 50.0)},
+          source="Koren 2010")
 class UserItemBias:
     """``r_ui = mu + b_u + b_i`` with L2-regularized biases, fit by alternating closed-form updates.
 
@@ -90,6 +96,8 @@ def _als_side(index: np.ndarray, other_feats: np.ndarray, target: np.ndarray, n:
     return np.linalg.solve(gram, rhs[..., None])[..., 0]
 
 
+@register("BiasedMF", role=RATING, search_space={"k": Int(4, 64, log=True), "reg": LogFloat(0.1, 100.0)},
+          source="Koren, Bell & Volinsky 2009")
 class BiasedMF:
     """Biased matrix factorization ``r_ui = mu + b_u + b_i + p_u . q_i`` (Koren, Bell & Volinsky 2009).
 
@@ -142,6 +150,8 @@ class BiasedMF:
         return self.mu_ + self.bu_[u] * known_u + self.bi_[i] * known_i + dot
 
 
+@register("PMF", role=RATING, search_space={"k": Int(4, 64, log=True), "lambda_u": LogFloat(1e-4, 1.0), "lambda_v": LogFloat(1e-4, 1.0), "lr": LogFloat(1e-3, 0.1)},
+          source="Salakhutdinov & Mnih 2007")
 class PMF:
     """Probabilistic matrix factorization with the logistic link (Salakhutdinov & Mnih, NIPS 2007, Sec. 2).
 

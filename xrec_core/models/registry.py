@@ -85,8 +85,15 @@ class ModelEntry:
 
 REGISTRY: dict[str, ModelEntry] = {}
 
-#: modules whose import registers the book's models (imported on first lookup)
-MODEL_MODULES: tuple[str, ...] = ()
+#: modules whose import registers the book's models (imported on first lookup); one line per module
+MODEL_MODULES: tuple[str, ...] = (
+    "xrec_core.models.rating_baselines",
+    "xrec_core.models.ranking_baselines",
+    "xrec_core.models.ncf",
+    "xrec_core.models.ctr",
+    "xrec_core.models.hft",
+    "xrec_core.models.convmf",
+)
 
 
 class UnknownModelError(KeyError):
