@@ -26,8 +26,11 @@ from typing import Any
 from .config import ConfigError
 from .paths import DataRootNotSet
 from .papers import PAPERS
+from .records import DirtyCheckoutError
 
 log = logging.getLogger("xrec")
+ALLOW_DIRTY_HELP = ("write a non-smoke record although xrec_core/ or notebooks/ have uncommitted changes "
+                    "(the record says so)")
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -52,7 +55,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = dict(parse_param(p) for p in args.param)
     for key in _papers(args.paper):
         result = run_paper(key, args.scale, params, output_dir=args.output_dir, results_dir=args.results_dir,
-                           data_dir=args.data_dir, log_output=getattr(args, "log_output", None))
+                           data_dir=args.data_dir, log_output=getattr(args, "log_output", None),
+                           allow_dirty=args.allow_dirty)
         print(f"{result.paper}: executed notebook {result.notebook} ({result.wall_time_s:.0f} s)")
         for rec in result.records:
             print(f"  record {rec}")
@@ -124,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default=None, help="where run records go (default: $XREC_RESULTS or results/)")
     run.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=None,
                      help="stream the notebook's output (progress bars, logs) here; default: on except at smoke scale")
+    run.add_argument("--allow-dirty", action="store_true", help=ALLOW_DIRTY_HELP)
     common(run)
     run.set_defaults(func=cmd_run)
 
@@ -148,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything.add_argument("--output-dir", default=None)
     everything.add_argument("--results-dir", default=None)
     everything.add_argument("--out-dir", default=None)
+    everything.add_argument("--allow-dirty", action="store_true", help=ALLOW_DIRTY_HELP)
     common(everything)
     everything.set_defaults(func=cmd_all)
 
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, DataRootNotSet) as exc:
+    except (ConfigError, FileNotFoundError, DataRootNotSet, DirtyCheckoutError) as exc:
         print(f"xrec: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # data errors carry their own clear message
