@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from xrec_core import cli
 from xrec_core import records as rec_mod
 from xrec_core import runner as runner_mod
 from xrec_core.records import (ALLOW_DIRTY_ENV, RECORD_MANIFEST_ENV, DirtyCheckoutError, RunRecorder, UnitStore,
@@ -141,7 +142,7 @@ def test_outside_a_git_checkout_the_record_says_so(tmp_path, monkeypatch):
     assert cv["git_commit"] is None and cv["git_dirty"] is None
 
 
-def test_runner_refuses_a_dirty_full_run_before_executing(monkeypatch):
+def test_runner_refuses_a_dirty_full_run_before_executing(tmp_path, monkeypatch):
     import papermill
 
     monkeypatch.delenv(ALLOW_DIRTY_ENV, raising=False)
@@ -150,6 +151,13 @@ def test_runner_refuses_a_dirty_full_run_before_executing(monkeypatch):
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("executed a dirty run"))
     with pytest.raises(DirtyCheckoutError, match="xrec_core/x.py"):
         runner_mod.run_paper("mt", "full")
+
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda src, dst, **_k: seen.update(allow=os.environ.get(ALLOW_DIRTY_ENV)) or Path(dst).write_text("{}"))
+    assert cli.main(["run", "mt", "--scale", "full", "--allow-dirty", "--output-dir", str(tmp_path / "out")]) == 0
+    assert seen == {"allow": "1"}  # the kernel inherits the permission; its recorder then records it
+    assert ALLOW_DIRTY_ENV not in os.environ
 
 
 # --------------------------------------------------------------------------- record manifest

@@ -221,6 +221,11 @@ def tune(paper: str, dataset: str, model: str, objective: Objective, *,
         When ``n_trials`` trials in a row fail. A failing trial (an exception other than pruning, or
         a NaN value) is stored as FAIL with its error (user attribute ``error``) and does not count;
         an interrupted one (``KeyboardInterrupt``, which propagates) is stored as FAIL too.
+
+    Notes
+    -----
+    Processes tuning the same model at once share its study and budget (each checks the count
+    before starting a trial, so together they may finish a trial or so over it).
     """
     import optuna
     from optuna.trial import TrialState
@@ -310,7 +315,8 @@ def tuning_summary(paper: str, dataset: str, model: str, results_dir: str | Path
     path = study_path(paper, dataset, results_dir)
     study = _load(paper, dataset, model, results_dir)
     if study is None or not _count(study, TrialState.COMPLETE):
-        raise TuningError(f"No completed study of {model} in {path}; run `xrec tune {paper} -p dataset={dataset}` first")
+        raise TuningError(f"No completed study of {model} in {path}; "
+                          f"run `xrec tune {paper} -p dataset={dataset}` first")
     best = study.best_trial
     return {"study": model, "storage": portable_path(path), "direction": study.direction.name.lower(),
             "best_params": dict(best.params), "best_value": float(best.value), "best_trial": best.number,
