@@ -195,3 +195,8 @@ def test_xrec_tune_runs_the_chapter_hook(tmp_path, monkeypatch, capsys):
     assert out[1] == f"optuna-dashboard sqlite:///{study_path('toychapter', 'toy-a', results)}"
     assert tuning_summary("toychapter", "toy-a", "B", results)["trials_complete"] == 3
     assert best_params("toychapter", "toy-a", "A", results) is None
+    assert cli.main(["tune", "toychapter", "--scale", "full", "-p", "dataset=toy-a", "--model", "A", "B",
+                     "--results-dir", str(results)]) == 0
+    assert "toychapter/toy-a A: best " in capsys.readouterr().out
+    assert tuning_summary("toychapter", "toy-a", "A", results)["trials_complete"] == 4  # the scale's tune_trials
+    assert tuning_summary("toychapter", "toy-a", "B", results)["trials_complete"] == 4  # continued from 3

@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("paper", help=f"paper key ({', '.join(PAPERS)})")
     tune.add_argument("--scale", default="full", help="scale whose config (and trial budget) the studies use")
     tune.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="config parameter")
-    tune.add_argument("--model", action="append", default=[], metavar="NAME", help="tune only this model (repeatable)")
+    tune.add_argument("--model", action="extend", nargs="+", default=[], metavar="NAME",
+                      help="tune only these models (default: every model the chapter tunes)")
     tune.add_argument("--trials", type=int, default=None, help="trials per model (default: the scale's tune_trials)")
     tune.add_argument("--results-dir", default=None, help="where studies go (default: $XREC_RESULTS or results/)")
     common(tune)
