@@ -162,7 +162,7 @@ def tune_models(cfg, models, n_trials):
     for model in models or ["A", "B"]:
         out[model] = tune("toychapter", cfg.dataset, model, lambda p, r: (p["x"] - 1) ** 2, space={"x": Float(-2, 2)},
                           direction="minimize", n_trials=n_trials or cfg.tune_trials, seed=cfg.seed,
-                          results_dir=cfg.results_dir or None)
+                          results_dir=cfg.results_dir or None, scale=cfg.scale)
     return out
 '''
 
@@ -192,11 +192,13 @@ def test_xrec_tune_runs_the_chapter_hook(tmp_path, monkeypatch, capsys):
                      "--results-dir", str(results)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and out[0].startswith("toychapter/toy-a B: best ") and "3 trials, 0 pruned" in out[0]
-    assert out[1] == f"optuna-dashboard sqlite:///{study_path('toychapter', 'toy-a', results)}"
-    assert tuning_summary("toychapter", "toy-a", "B", results)["trials_complete"] == 3
-    assert best_params("toychapter", "toy-a", "A", results) is None
+    assert out[1] == f"optuna-dashboard sqlite:///{study_path('toychapter', 'toy-a', results, 'full')}"
+    assert out[1].endswith("/toychapter/tuning/full__toy-a.sqlite3")  # a smoke study never feeds a full run
+    assert tuning_summary("toychapter", "toy-a", "B", results, scale="full")["trials_complete"] == 3
+    assert best_params("toychapter", "toy-a", "B", results) is None  # not the scale-less file
+    assert best_params("toychapter", "toy-a", "A", results, scale="full") is None
     assert cli.main(["tune", "toychapter", "--scale", "full", "-p", "dataset=toy-a", "--model", "A", "B",
                      "--results-dir", str(results)]) == 0
     assert "toychapter/toy-a A: best " in capsys.readouterr().out
-    assert tuning_summary("toychapter", "toy-a", "A", results)["trials_complete"] == 4  # the scale's tune_trials
-    assert tuning_summary("toychapter", "toy-a", "B", results)["trials_complete"] == 4  # continued from 3
+    assert tuning_summary("toychapter", "toy-a", "A", results, scale="full")["trials_complete"] == 4  # the scale's tune_trials
+    assert tuning_summary("toychapter", "toy-a", "B", results, scale="full")["trials_complete"] == 4  # continued from 3

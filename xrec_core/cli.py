@@ -81,7 +81,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for model, res in hook(cfg, args.model or None, args.trials).items():
         print(f"{paper.key}/{cfg.dataset} {model}: best {res.best_value:.6g} with {res.best_params} "
               f"({res.n_trials_done} trials, {res.n_pruned} pruned)")
-    print(f"optuna-dashboard sqlite:///{study_path(paper.key, cfg.dataset, cfg.results_dir or None)}")
+    print(f"optuna-dashboard sqlite:///{study_path(paper.key, cfg.dataset, cfg.results_dir or None, cfg.scale)}")
     return 0
 
 

@@ -68,9 +68,13 @@ class TuneResult:
     n_pruned: int
 
 
-def study_path(paper: str, dataset: str, results_dir: str | Path | None = None) -> Path:
-    """The SQLite file of a chapter's studies on ``dataset``: ``<results>/<paper>/tuning/<dataset>.sqlite3``."""
-    return results_root(results_dir) / paper / "tuning" / f"{dataset}.sqlite3"
+def study_path(paper: str, dataset: str, results_dir: str | Path | None = None, scale: str | None = None) -> Path:
+    """The SQLite file of a chapter's studies on ``dataset``: ``<results>/<paper>/tuning/[<scale>__]<dataset>.sqlite3``.
+
+    Pass the run's ``scale``: a study on smoke-sized data must not hand its parameters to a full run.
+    """
+    name = f"{scale}__{dataset}" if scale else dataset
+    return results_root(results_dir) / paper / "tuning" / f"{name}.sqlite3"
 
 
 def _storage(path: Path) -> "optuna.storages.RDBStorage":
@@ -92,10 +96,11 @@ def _storage(path: Path) -> "optuna.storages.RDBStorage":
         os.close(folder)  # releases the lock
 
 
-def _load(paper: str, dataset: str, model: str, results_dir: str | Path | None) -> "optuna.Study | None":
+def _load(paper: str, dataset: str, model: str, results_dir: str | Path | None,
+          scale: str | None = None) -> "optuna.Study | None":
     import optuna
 
-    path = study_path(paper, dataset, results_dir)
+    path = study_path(paper, dataset, results_dir, scale)
     if not path.exists():
         return None
     try:
@@ -110,7 +115,8 @@ def _count(study: "optuna.Study", *states: "optuna.trial.TrialState") -> int:
 
 def tune(paper: str, dataset: str, model: str, objective: Objective, *,
          space: SearchSpace, direction: Literal["minimize", "maximize"], n_trials: int, seed: int,
-         results_dir: str | Path | None = None, n_startup_trials: int = 5, n_warmup_steps: int = 0) -> TuneResult:
+         results_dir: str | Path | None = None, scale: str | None = None, n_startup_trials: int = 5,
+         n_warmup_steps: int = 0) -> TuneResult:
     """Run (or continue) the study of ``model`` on ``dataset`` until it holds ``n_trials`` trials.
 
     Parameters
@@ -158,12 +164,12 @@ def tune(paper: str, dataset: str, model: str, objective: Objective, *,
 
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    study = optuna.create_study(storage=_storage(study_path(paper, dataset, results_dir)), study_name=model,
+    study = optuna.create_study(storage=_storage(study_path(paper, dataset, results_dir, scale)), study_name=model,
                                 direction=direction, load_if_exists=True,
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
                                                                    n_warmup_steps=n_warmup_steps))
     if study.direction.name.lower() != direction:
-        raise TuningError(f"Study {model} in {study_path(paper, dataset, results_dir)} was created to "
+        raise TuningError(f"Study {model} in {study_path(paper, dataset, results_dir, scale)} was created to "
                           f"{study.direction.name.lower()}, not to {direction}")
     study.set_user_attr("seed", seed)
     study.set_user_attr("search_space", describe_space(space))
@@ -215,17 +221,19 @@ def tune(paper: str, dataset: str, model: str, objective: Objective, *,
                       n_trials_done=_count(study, *finished), n_pruned=_count(study, TrialState.PRUNED))
 
 
-def best_params(paper: str, dataset: str, model: str, results_dir: str | Path | None = None) -> dict[str, Any] | None:
+def best_params(paper: str, dataset: str, model: str, results_dir: str | Path | None = None,
+                scale: str | None = None) -> dict[str, Any] | None:
     """The stored best parameters of ``model``'s study on ``dataset``; ``None`` without a completed trial."""
     from optuna.trial import TrialState
 
-    study = _load(paper, dataset, model, results_dir)
+    study = _load(paper, dataset, model, results_dir, scale)
     if study is None or not _count(study, TrialState.COMPLETE):
         return None
     return dict(study.best_params)
 
 
-def tuning_summary(paper: str, dataset: str, model: str, results_dir: str | Path | None = None) -> dict[str, Any]:
+def tuning_summary(paper: str, dataset: str, model: str, results_dir: str | Path | None = None,
+                   scale: str | None = None) -> dict[str, Any]:
     """What a run record states about ``model``'s study (:meth:`RunRecorder.add_tuning`).
 
     Returns
@@ -238,8 +246,8 @@ def tuning_summary(paper: str, dataset: str, model: str, results_dir: str | Path
     """
     from optuna.trial import TrialState
 
-    path = study_path(paper, dataset, results_dir)
-    study = _load(paper, dataset, model, results_dir)
+    path = study_path(paper, dataset, results_dir, scale)
+    study = _load(paper, dataset, model, results_dir, scale)
     if study is None or not _count(study, TrialState.COMPLETE):
         raise TuningError(f"No completed study of {model} in {path}; "
                           f"run `xrec tune {paper} -p dataset={dataset}` first")
