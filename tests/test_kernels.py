@@ -81,3 +81,109 @@ def test_bpr_negative_check_matches_the_sparse_lookup():
     got = is_liked(X.indptr.astype(np.int64), X.indices.astype(np.int64), users, order, items, which)
     want = np.asarray(X[users[order[which]], items[which]]).ravel() > 0
     assert np.array_equal(got, want)
+
+
+# ---------------------------------------------------------------------------------------------- ALS
+def _gram_reference(rows, cols, vals, n_rows, other):
+    """camf's Gram matrices before issue 15: all outer products summed by a sparse selection product."""
+    k = other.shape[1]
+    o = other[cols]  # (n, K)
+    sel = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(n_rows, len(rows)))
+    gram = sel @ (o[:, :, None] * o[:, None, :]).reshape(len(rows), k * k)
+    return gram.reshape(n_rows, k, k), sel @ (vals[:, None] * o)
+
+
+def _als_side_reference(index, other_feats, target, n, reg, dim):
+    """BiasedMF's ridge half-step before issue 15 (np.add.reduceat over per-entry outer products)."""
+    order = np.argsort(index, kind="stable")
+    bounds = np.searchsorted(index[order], np.arange(n + 1))
+    X, y = other_feats[order], target[order]
+    outer = X[:, :, None] * X[:, None, :]
+    starts = np.minimum(bounds[:-1], max(len(X) - 1, 0))
+    gram = np.add.reduceat(outer, starts, axis=0)
+    rhs = np.add.reduceat(X * y[:, None], starts, axis=0)
+    empty = bounds[:-1] == bounds[1:]
+    gram[empty] = 0.0
+    rhs[empty] = 0.0
+    gram += reg * np.eye(dim)[None]
+    return np.linalg.solve(gram, rhs[..., None])[..., 0]
+
+
+def _ratings(rng, n_users, n_items, n):
+    # skewed degrees (many distinct group sizes), some users and items without any rating
+    users = np.minimum(rng.zipf(1.6, n) - 1, n_users - 2)
+    items = rng.integers(0, n_items - 1, n)
+    return users, items, rng.normal(3.5, 1.0, n)
+
+
+@pytest.mark.parametrize("chunk", [None, 5, 64])
+def test_degree_batched_gram_equals_the_sparse_sum(chunk):
+    from xrec_core.models.mt.camf import _gram_and_rhs
+
+    rng = np.random.default_rng(0)
+    users, items, r = _ratings(rng, 40, 30, 600)
+    V = rng.normal(size=(30, 5))
+    g, b = _gram_and_rhs(users, items, r, 40, V, chunk=chunk)
+    g0, b0 = _gram_reference(users, items, r, 40, V)
+    np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b, b0, rtol=1e-12, atol=1e-12)
+    assert not g[39].any() and not b[39].any()  # a user without ratings
+
+
+def test_camf_sweeps_equal_the_direct_per_row_solve():
+    from xrec_core.models.mt.camf import ContextAwareMF
+
+    rng = np.random.default_rng(1)
+    users, items, r = _ratings(rng, 25, 20, 300)
+    U_text, V_text = rng.normal(size=(25, 4)), rng.normal(size=(20, 4))
+    m = ContextAwareMF(n_factors=4, lambda_u=0.7, lambda_v=1.3, seed=2).init(users, items, r, 25, 20)
+    V0 = m.V.copy()
+    m.sweep(U_text, V_text)
+    rc = r - r.mean()
+    for i in range(25):  # Eq. 11 row by row
+        o = V0[items[users == i]]
+        want = np.linalg.solve(o.T @ o + 0.7 * np.eye(4), o.T @ rc[users == i] + 0.7 * U_text[i])
+        np.testing.assert_allclose(m.U[i], want, rtol=1e-10, atol=1e-12)
+    for j in range(20):  # Eq. 12 from the new U
+        o = m.U[users[items == j]]
+        want = np.linalg.solve(o.T @ o + 1.3 * np.eye(4), o.T @ rc[items == j] + 1.3 * V_text[j])
+        np.testing.assert_allclose(m.V[j], want, rtol=1e-10, atol=1e-12)
+
+
+def test_biased_mf_equals_the_reduceat_als():
+    from xrec_core.models.rating_baselines import BiasedMF
+
+    rng = np.random.default_rng(3)
+    users, items, r = _ratings(rng, 50, 35, 700)
+    # the old reduceat version dropped the last rating of the last non-empty row when rows without
+    # ratings came after it, so the reference runs on ids whose last user and item have ratings
+    users, items = np.append(users, 49), np.append(items, 34)
+    r = np.append(r, 4.0)
+    m = BiasedMF(k=5, reg=2.0, n_iter=4, seed=4).fit(users, items, r, n_users=50, n_items=35)
+    rng2 = np.random.default_rng(4)
+    mu = r.mean()
+    P, Q = rng2.normal(0, 0.1, (50, 5)), rng2.normal(0, 0.1, (35, 5))
+    bu, bi = np.zeros(50), np.zeros(35)
+    ones = np.ones((len(r), 1))
+    for _ in range(4):
+        W = _als_side_reference(users, np.hstack([Q[items], ones]), r - mu - bi[items], 50, 2.0, 6)
+        P, bu = W[:, :-1], W[:, -1]
+        W = _als_side_reference(items, np.hstack([P[users], ones]), r - mu - bu[users], 35, 2.0, 6)
+        Q, bi = W[:, :-1], W[:, -1]
+    for got, want in ((m.P_, P), (m.Q_, Q), (m.bu_, bu), (m.bi_, bi)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_biased_mf_half_step_is_the_direct_ridge_solve_with_trailing_empty_rows():
+    from xrec_core.models._als import DegreeGroups
+    from xrec_core.models.rating_baselines import _als_side
+
+    rng = np.random.default_rng(5)
+    users, items, r = _ratings(rng, 30, 20, 300)  # users 29 and item 19 have no ratings
+    Qa = np.hstack([rng.normal(size=(20, 3)), np.ones((20, 1))])
+    W = _als_side(DegreeGroups.build(users, 30), items, Qa, r, 1.5)
+    for u in range(30):
+        X = Qa[items[users == u]]
+        want = np.linalg.solve(X.T @ X + 1.5 * np.eye(4), X.T @ r[users == u])
+        np.testing.assert_allclose(W[u], want, rtol=1e-10, atol=1e-12)
+    assert not W[29].any()
