@@ -261,15 +261,30 @@ class RunRecorder:
         self.claims: list[Claim] = []
         self.tables: dict[str, Any] = {}
         self.artifacts: dict[str, str] = {}
-        self.data_files: dict[str, str] = {}
+        self.data_files: dict[str, dict[str, Any]] = {}
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
 
     # -- collection
-    def add_data_files(self, paths: Iterable[str | os.PathLike]) -> None:
+    def add_data_files(self, paths: Iterable[str | os.PathLike], data_dir: str | os.PathLike | None = None) -> None:
+        """Record the data files a run read: ``{path: {"sha256": ..., "bytes": ...}}``.
+
+        The path is relative to the data folder (``data_dir``, else the config's ``data_dir``, else
+        ``$XREC_DATA``) and never absolute: a file outside that folder, or with no folder configured,
+        is named by its parent folder and file name.
+        """
+        from .paths import DataRootNotSet, data_root
+
+        try:
+            root = data_root(data_dir or self.config.get("data_dir") or None)
+        except (DataRootNotSet, FileNotFoundError):
+            root = None
         for p in paths:
-            p = Path(p)
-            self.data_files[p.name if not p.parent.name else f"{p.parent.name}/{p.name}"] = sha256_file(p)
+            path = Path(os.path.abspath(p))
+            inside = next((c for c in (path, path.resolve()) if root is not None and root in c.parents), None)
+            rel = inside.relative_to(root).as_posix() if inside else (
+                path.name if not path.parent.name else f"{path.parent.name}/{path.name}")
+            self.data_files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
     def add_metric(self, row: MetricRow) -> None:
         self.metrics.append(row)

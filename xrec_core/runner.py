@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import ConfigError
+from .config import ConfigError, check_dataset
 from .papers import Paper, get_paper
 from .paths import REPO_ROOT, results_root
 from .progress import PROGRESS_ENV
+from .records import _slug
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ def notebook_parameters(paper: Paper) -> dict[str, Any]:
     return {name: spec["default"] for name, spec in params.items()}
 
 
-def validate_parameters(paper: Paper, scale: str, params: dict[str, Any]) -> None:
-    """One-line errors for an unknown scale, dataset or parameter name."""
+def validate_parameters(paper: Paper, scale: str, params: dict[str, Any],
+                        data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """One-line errors for an unknown scale, dataset or parameter name, or a dataset that lacks a field the
+    chapter needs; returns ``params`` with ``dataset`` in its canonical form (a registry or derived name, or
+    a path relative to the data folder, never an absolute path).
+    """
     valid = notebook_parameters(paper)
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -75,12 +80,17 @@ def validate_parameters(paper: Paper, scale: str, params: dict[str, Any]) -> Non
     if scale not in cfg_cls.SCALES:
         raise ConfigError(f"Unknown scale {scale!r} for {paper.key}; valid: {', '.join(cfg_cls.SCALES)}")
     dataset = params.get("dataset")
-    if dataset is not None and cfg_cls.DATASETS and dataset not in cfg_cls.DATASETS:
-        raise ConfigError(f"Unknown dataset {dataset!r} for {paper.key}; valid: {', '.join(cfg_cls.DATASETS)}")
+    if dataset is None:
+        return dict(params)
+    try:
+        canonical = check_dataset(cfg_cls, str(dataset), str(data_dir or params.get("data_dir") or "") or None)
+    except ConfigError as exc:
+        raise ConfigError(f"{paper.key}: {exc}") from exc
+    return {**params, "dataset": canonical}
 
 
 def executed_notebook_path(paper: Paper, scale: str, output_dir: Path, dataset: str | None = None) -> Path:
-    suffix = f"__{dataset}" if dataset and dataset != paper.default_dataset else ""
+    suffix = f"__{_slug(dataset)}" if dataset and dataset != paper.default_dataset else ""
     return output_dir / scale / f"{paper.key}{suffix}.ipynb"
 
 
@@ -105,8 +115,7 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
     import papermill
 
     paper = get_paper(name)
-    params = dict(params or {})
-    validate_parameters(paper, scale, params)
+    params = validate_parameters(paper, scale, dict(params or {}), data_dir)
     out_dir = Path(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
     res_dir = results_root(results_dir)
     injected: dict[str, Any] = {"scale": scale, "results_dir": str(res_dir), **params}

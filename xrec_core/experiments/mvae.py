@@ -117,8 +117,7 @@ class MVAEConfig(ExperimentConfig):
                  "fig4_epochs": 8, "fig4_bins": 40, "anneal_k": 0.01},
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = ("amazon2014-instruments", "amazon2018-allbeauty", "amazon2018-giftcards",
-                                           "peter-yelp", "peter-amazon-movies", "peter-tripadvisor")
+    REQUIRES: ClassVar[tuple[str, ...]] = ("rating", "text")
 
     def validate(self) -> None:
         super().validate()

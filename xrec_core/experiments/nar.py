@@ -79,8 +79,7 @@ class NARConfig(ExperimentConfig):
         "full": dict(n_seeds=3, adv_epochs=5, cf_inner=10),
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = ("amazon2014-instruments", "mter-cellphones", "amazon2014-instantvideo",
-                                           "amazon2014-digitalmusic", "amazon2014-beauty", "amazon2014-clothing")
+    REQUIRES: ClassVar[tuple[str, ...]] = ("rating", "text|tuples")
 
 
 def reduction_notes(cfg: NARConfig) -> list[str]:
