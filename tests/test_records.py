@@ -21,7 +21,6 @@ class ToyConfig(ExperimentConfig):
     k: int = 10
     lr: float = 0.01
     SCALES: ClassVar = {"paper": {}, "smoke": {"k": 2}}
-    DATASETS: ClassVar = ("toy",)
 
 
 def test_metric_row_mean_and_sample_std_match_numpy():
@@ -95,8 +94,10 @@ def test_config_validation_lists_valid_names():
         ToyConfig.from_scale("huge", dataset="toy")
     with pytest.raises(ConfigError, match=r"Unknown parameter\(s\) kk .*valid: .*k, lr"):
         ToyConfig.from_scale("smoke", dataset="toy", kk=3)
-    with pytest.raises(ConfigError, match="Unknown dataset 'nope'.*valid: toy"):
-        ToyConfig.from_scale("smoke", dataset="nope")
+    # a config that requires fields checks the dataset against the registry and the data folder
+    RatedToy = type("RatedToy", (ToyConfig,), {"REQUIRES": ("rating",)})
+    with pytest.raises(ConfigError, match="Unknown dataset 'nope'.*valid: amazon2014-instruments"):
+        RatedToy.from_scale("smoke", dataset="nope")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from .config import ConfigError, check_dataset
 from .papers import Paper, get_paper
-from .paths import REPO_ROOT, results_root
+from .paths import DATA_ENV, REPO_ROOT, results_root
 from .progress import PROGRESS_ENV
 from .records import _slug
 
@@ -127,8 +127,10 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
     start = time.time()
     log.info("Executing %s at scale %s -> %s", paper.notebook, scale, out_path)
     stream = scale != "smoke" if log_output is None else log_output
+    # the kernel's code that reads data without the data_dir parameter sees the same folder
+    kernel_env = {**(STREAMED_KERNEL_ENV if stream else {}), **({DATA_ENV: injected["data_dir"]} if data_dir else {})}
     try:
-        with _environment(STREAMED_KERNEL_ENV if stream else {}):
+        with _environment(kernel_env):
             papermill.execute_notebook(str(paper.notebook_path), str(tmp_path), parameters=injected,
                                        kernel_name=kernel_name, progress_bar=progress, cwd=str(paper.notebook_path.parent),
                                        log_output=stream)

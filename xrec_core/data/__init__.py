@@ -22,7 +22,7 @@ from .mter import MterData, build_mter
 from .peter import parse_reviews_pickle, read_index
 from .registry import DATASETS, DatasetSpec, check_dataset, get_spec, require, status
 from .sources import DataSource, DatasetError, resolve
-from .stream import REVIEW_COLUMNS, ReviewFilter, amazon_batches, collect, frame_batches, table_batches, yelp_open_batches
+from .stream import ReviewFilter, amazon_batches, collect, frame_batches, table_batches, yelp_open_batches
 from .yelp import parse_tang_ss
 
 __all__ = [

@@ -34,7 +34,6 @@ import yaml
 
 from ..config import ConfigError
 from ..paths import data_root
-from .errors import MissingDataError
 from .registry import DATASETS, KIND_FIELDS, REVIEW_KINDS, DatasetSpec, amazon_layout_name, get_spec, require
 from .stream import ReviewFilter
 
@@ -300,5 +299,5 @@ def datasets_with(requires: tuple[str, ...]) -> list[str]:
     return [name for name, spec in DATASETS.items() if not missing_fields(KIND_FIELDS[spec.kind], requires)]
 
 
-__all__ = ["DataSource", "DatasetError", "UnknownDatasetError", "MissingDataError", "ROLES", "describe_fields", "datasets_with", "fields_of",
+__all__ = ["DataSource", "DatasetError", "UnknownDatasetError", "ROLES", "describe_fields", "datasets_with", "fields_of",
            "missing_fields", "resolve", "sniff", "split_options"]

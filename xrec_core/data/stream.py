@@ -167,9 +167,7 @@ def _seconds(col: pa.Array, path: Path) -> pa.Array:
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         return pc.cast(col, pa.int64(), safe=False)
     try:
-        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-            col = pc.cast(col, pa.timestamp("s"))
-        return pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64())
+        return pc.cast(pc.cast(col, pa.timestamp("s"), safe=False), pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise CorruptDataError(f"{path}: the time column holds {col.type} values that are neither unix seconds nor "
                                f"ISO dates ({exc})") from exc

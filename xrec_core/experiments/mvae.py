@@ -607,7 +607,7 @@ def claims(rows: Sequence[MetricRow], curves: dict[str, Any], splits: Sequence[d
 # ============================================================================ run plumbing, figures, widget
 def reduction_notes(cfg: MVAEConfig) -> list[str]:
     """Plain statements of where a run is smaller than its scale's preset (stored in the record's notes)."""
-    preset = MVAEConfig.from_scale(cfg.scale, dataset=cfg.dataset)
+    preset = MVAEConfig.from_scale(cfg.scale, dataset=cfg.dataset, data_dir=cfg.data_dir)
     notes = []
     if cfg.n_splits < preset.n_splits:
         notes.append(f"{cfg.n_splits} of the {cfg.scale} preset's {preset.n_splits} random splits (the paper averages 5); "
