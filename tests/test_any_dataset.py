@@ -199,7 +199,7 @@ def test_each_review_chapter_loads_an_unseen_category_at_smoke_scale(user_data, 
     assert gd.n_items > 20 and gd.tags.shape[1] > 5 and gd.texts[0].startswith("a ")
 
 
-def test_record_holds_the_path_relative_to_the_data_folder_size_and_checksum(user_data, tmp_path):
+def test_record_holds_the_path_relative_to_the_data_folder_size_and_checksum(user_data, tmp_path, data_dir):
     from xrec_core.experiments import nar
     from xrec_core.records import RunRecorder
 
@@ -209,8 +209,10 @@ def test_record_holds_the_path_relative_to_the_data_folder_size_and_checksum(use
     saved = json.loads(rec.finish().read_text())
     path = user_data / CATEGORY
     assert saved["data_files"] == {CATEGORY: {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                              "bytes": path.stat().st_size}}
+                                              "bytes": path.stat().st_size, "verified": False}}
     assert saved["dataset"] == DERIVED and str(user_data) not in json.dumps(saved["data_files"])
+    rec.add_data_files(dataset_files("amazon2014-instruments", data_dir))  # a registry file matches its checksum
+    assert rec.data_files["amazon2014/reviews_Musical_Instruments_5.json.gz"]["verified"] is True
 
 
 def test_scorecard_lists_runs_on_your_data_without_paper_comparison():
@@ -240,7 +242,8 @@ def test_chapter_notebook_runs_on_an_unseen_amazon_category(user_data, tmp_path,
     (record,) = result.load_records()
     assert record["dataset"] == DERIVED and record["config"]["dataset"] == DERIVED and record["metrics"]
     sha = hashlib.sha256((user_data / CATEGORY).read_bytes()).hexdigest()
-    assert record["data_files"] == {CATEGORY: {"sha256": sha, "bytes": (user_data / CATEGORY).stat().st_size}}
+    assert record["data_files"] == {CATEGORY: {"sha256": sha, "bytes": (user_data / CATEGORY).stat().st_size,
+                                               "verified": False}}
     assert all(np.isfinite(m["value"]) for m in record["metrics"])
 
 

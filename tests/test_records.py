@@ -44,7 +44,7 @@ def test_record_has_provenance_and_is_written_atomically(tmp_path, monkeypatch):
     path = r.finish()
     saved = json.loads(path.read_text())
     assert saved["config"]["k"] == 2 and saved["seed"] == 3
-    assert saved["data_files"] == {"d/file.txt": {"sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "bytes": 5}}
+    assert saved["data_files"] == {"d/file.txt": {"sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "bytes": 5, "verified": False}}
     for key in ("code_version", "packages", "hardware", "wall_time_s", "started_at"):
         assert key in saved
     assert saved["packages"]["numpy"] == np.__version__
