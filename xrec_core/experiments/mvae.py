@@ -455,7 +455,7 @@ def figure4(exp: ExplanationData, cfg: MVAEConfig, device: torch.device) -> dict
 # ============================================================================ aggregation
 def metric_rows(splits: Sequence[dict[str, Any]], dataset: str) -> list[MetricRow]:
     """Table 2 (all models), Table 3 (MVAE variants) and the feature metrics as MetricRows over splits."""
-    target = PAPER_DATASET[dataset]
+    target = PAPER_DATASET.get(dataset)  # None for data the paper has no counterpart of (a user's own)
     rows: list[MetricRow] = []
     names = list(splits[0]["models"])
     for name in names:
