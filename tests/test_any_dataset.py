@@ -124,6 +124,13 @@ def test_unknown_format_is_one_line(tmp_path):
         assert "Amazon 2014/2018 or Yelp Open JSON lines" in msg and "Parquet review table" in msg
 
 
+def test_cli_run_refuses_an_unreadable_file_in_one_line(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("dear diary\n")
+    assert main(["run", "mt", "--data-dir", str(tmp_path), "-p", "dataset=notes.txt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("xrec: error: mt: notes.txt: unknown review format")
+
+
 # ----------------------------------------------------------------------------- filters
 def test_filters_while_reading_match_a_pandas_reference(tmp_path, reviews):
     write_reviews(tmp_path / "mine" / "a.json.gz", "amazon2014", df=reviews)

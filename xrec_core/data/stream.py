@@ -285,6 +285,7 @@ def collect(batches: Batches, filt: ReviewFilter = ReviewFilter(), *, total_byte
     if not kept:
         return pd.DataFrame(columns=REVIEW_COLUMNS)
     table = pa.Table.from_batches(kept)
+    del kept  # the table alone holds the batches now, so the rows dropped below are freed
     rows = _kept_rows(table, filt)
     if rows is not None:
         table = table.take(pa.array(rows))
