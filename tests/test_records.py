@@ -21,7 +21,6 @@ class ToyConfig(ExperimentConfig):
     k: int = 10
     lr: float = 0.01
     SCALES: ClassVar = {"paper": {}, "smoke": {"k": 2}}
-    DATASETS: ClassVar = ("toy",)
 
 
 def test_metric_row_mean_and_sample_std_match_numpy():
@@ -45,7 +44,7 @@ def test_record_has_provenance_and_is_written_atomically(tmp_path, monkeypatch):
     path = r.finish()
     saved = json.loads(path.read_text())
     assert saved["config"]["k"] == 2 and saved["seed"] == 3
-    assert saved["data_files"] == {"d/file.txt": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}
+    assert saved["data_files"] == {"d/file.txt": {"sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", "bytes": 5, "verified": False}}
     for key in ("code_version", "packages", "hardware", "wall_time_s", "started_at"):
         assert key in saved
     assert saved["packages"]["numpy"] == np.__version__
@@ -95,8 +94,10 @@ def test_config_validation_lists_valid_names():
         ToyConfig.from_scale("huge", dataset="toy")
     with pytest.raises(ConfigError, match=r"Unknown parameter\(s\) kk .*valid: .*k, lr"):
         ToyConfig.from_scale("smoke", dataset="toy", kk=3)
-    with pytest.raises(ConfigError, match="Unknown dataset 'nope'.*valid: toy"):
-        ToyConfig.from_scale("smoke", dataset="nope")
+    # a config that requires fields checks the dataset against the registry and the data folder
+    RatedToy = type("RatedToy", (ToyConfig,), {"REQUIRES": ("rating",)})
+    with pytest.raises(ConfigError, match="Unknown dataset 'nope'.*valid: amazon2014-instruments"):
+        RatedToy.from_scale("smoke", dataset="nope")
 
 
 @pytest.mark.parametrize(

@@ -381,7 +381,7 @@ class RunRecorder:
         self.claims: list[Claim] = []
         self.tables: dict[str, Any] = {}
         self.artifacts: dict[str, str] = {}
-        self.data_files: dict[str, str] = {}
+        self.data_files: dict[str, dict[str, Any]] = {}
         self.notes: list[str] = []
         self.timings: dict[str, float] = {}
         self.health: list[dict[str, Any]] = []
@@ -389,10 +389,30 @@ class RunRecorder:
         self.tuning: dict[str, dict[str, Any]] = {}
 
     # -- collection
-    def add_data_files(self, paths: Iterable[str | os.PathLike]) -> None:
+    def add_data_files(self, paths: Iterable[str | os.PathLike], data_dir: str | os.PathLike | None = None) -> None:
+        """Record the data files a run read: ``{path: {"sha256": ..., "bytes": ..., "verified": ...}}``.
+
+        The path is relative to the data folder (``data_dir``, else the config's ``data_dir``, else
+        ``$XREC_DATA``) and never absolute: a file outside that folder, or with no folder configured,
+        is named by its parent folder and file name. ``verified`` says whether the registry lists the
+        file with this SHA-256 (false for a user's own files, which have no registry checksum).
+        """
+        from .data.registry import DATASETS
+        from .paths import DataRootNotSet, data_root
+
+        known = {rel: sha for spec in DATASETS.values() for rel, sha in spec.sha256.items()}
+
+        try:
+            root = data_root(data_dir or self.config.get("data_dir") or None)
+        except (DataRootNotSet, FileNotFoundError):
+            root = None
         for p in paths:
-            p = Path(p)
-            self.data_files[p.name if not p.parent.name else f"{p.parent.name}/{p.name}"] = sha256_file(p)
+            path = Path(os.path.abspath(p))
+            inside = next((c for c in (path, path.resolve()) if root is not None and root in c.parents), None)
+            rel = inside.relative_to(root).as_posix() if inside else (
+                path.name if not path.parent.name else f"{path.parent.name}/{path.name}")
+            sha = sha256_file(path)
+            self.data_files[rel] = {"sha256": sha, "bytes": path.stat().st_size, "verified": known.get(rel) == sha}
 
     def add_metric(self, row: MetricRow) -> None:
         self.metrics.append(row)

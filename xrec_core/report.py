@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .data.registry import is_registry_dataset
 from .papers import PAPERS
 from .paths import REPO_ROOT
 from .records import artifact_path, load_records
@@ -20,6 +21,8 @@ RESULT_COLUMNS = ["table", "dataset", "paper_dataset", "model", "metric", "paper
                   "gap", "verdict", "health", "scale", "record"]
 #: what a claim of a record without health checks counts as: judged before the book checked that its models learned
 PREDATES_HEALTH = "record predates the training-health checks (rerun pending); as recorded then: "
+#: verdict of the rows of runs on a user's own data (not a registry dataset): listed, never compared with a paper
+VERDICT_YOUR_DATA = "your data"
 #: scales in increasing order of fidelity; the scorecard shows the highest one per run.
 SCALE_ORDER = ("smoke", "full", "paper")
 
@@ -95,10 +98,14 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
     harness have their own pages). Rows the paper reports but no run produced appear with
     verdict ``not run`` so that gaps in coverage are visible, or ``not testable here`` when the
     paper's dataset is among ``absent`` (datasets whose files are not available to the build).
+    Runs on data outside the registry (a user's files) are listed with verdict ``your data`` and
+    never compared with a paper.
     """
     if records is None:
         records = load_records(root or COMMITTED_RESULTS)
     records = _best_scale(r for r in records if r.get("paper") in PAPERS)
+    yours = your_data_rows([r for r in records if not is_registry_dataset(r["dataset"])])
+    records = [r for r in records if is_registry_dataset(r["dataset"])]
     ref = load_reference()
     ours = compare(records, ref) if records else pd.DataFrame()
     covered = set()
@@ -118,7 +125,8 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
     for row in missing:
         if (row["paper"], row["table"]) in tables_run or row["paper_dataset"] in (absent or set()):
             row["verdict"] = "not testable here"
-    df = pd.concat([ours, pd.DataFrame(missing)], ignore_index=True) if missing else ours
+    parts = [part for part in (ours, pd.DataFrame(missing), yours) if not part.empty]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if df.empty:
         return df
     order = {k: i for i, k in enumerate(PAPERS)}
@@ -126,8 +134,22 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
     return df.sort_values(["_order", "table", "paper_dataset", "dataset", "metric", "model"]).drop(columns="_order").reset_index(drop=True)
 
 
+def your_data_rows(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Scorecard rows of runs on a user's own data: our numbers only, verdict ``your data``, no paper comparison."""
+    rows = [
+        {"paper": r["paper"], "table": m["table"], "dataset": m["dataset"], "paper_dataset": "", "model": m["model"],
+         "metric": m["metric"], "ours": m["value"], "spread": m.get("std"), "n": m.get("n", 1),
+         "paper_value": float("nan"), "gap": float("nan"), "rel_gap": float("nan"), "verdict": VERDICT_YOUR_DATA,
+         "scale": r["scale"], "seed": r["seed"], "record": Path(r.get("_path", "")).name}
+        for r in records for m in r.get("metrics", [])
+    ]
+    return pd.DataFrame(rows)
+
+
 def verdict_summary(card: pd.DataFrame) -> pd.DataFrame:
-    """Counts of verdicts per paper (the one-glance view)."""
+    """Counts of verdicts per paper (the one-glance view; runs on your data are not verdicts)."""
+    if not card.empty:
+        card = card[card["verdict"] != VERDICT_YOUR_DATA]
     if card.empty:
         return pd.DataFrame()
     return card.pivot_table(index="paper", columns="verdict", values="metric", aggfunc="count", fill_value=0)
@@ -192,6 +214,7 @@ def scorecard_markdown(card: pd.DataFrame, claims: pd.DataFrame | None = None) -
     """Render the scorecard as MyST markdown tables, one section per paper (numbers, then claims)."""
     if card.empty:
         return "No run records found under `results/` yet. Run `python -m xrec_core run all --scale smoke`.\n"
+    yours, card = card[card["verdict"] == VERDICT_YOUR_DATA], card[card["verdict"] != VERDICT_YOUR_DATA]
     parts = []
     summary = verdict_summary(card)
     parts.append("## At a glance\n\nNumber of published numbers per verdict (the highest scale run per dataset).\n")
@@ -209,6 +232,10 @@ def scorecard_markdown(card: pd.DataFrame, claims: pd.DataFrame | None = None) -
             if not sub_claims.empty:
                 parts.append("\n**The paper's claims, checked on our runs**\n")
                 parts.append(_html_table(sub_claims.drop(columns="paper")))
+    if not yours.empty:
+        parts.append("\n## Your data\n\nRuns on data outside the registry (your own files): our numbers only, "
+                     "with no paper comparison.\n")
+        parts.append(_html_table(yours[["paper", "dataset", "table", "model", "metric", "ours", "spread", "n", "scale"]]))
     return "\n".join(parts) + "\n"
 
 

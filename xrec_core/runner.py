@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import ConfigError
+from .config import ConfigError, check_dataset
 from .papers import Paper, get_paper
-from .paths import REPO_ROOT, results_root
+from .paths import DATA_ENV, REPO_ROOT, results_root
 from .progress import PROGRESS_ENV
-from .records import ALLOW_DIRTY_ENV, RECORD_MANIFEST_ENV, check_clean_checkout, read_record_manifest
+from .records import ALLOW_DIRTY_ENV, RECORD_MANIFEST_ENV, _slug, check_clean_checkout, read_record_manifest
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,12 @@ def notebook_parameters(paper: Paper) -> dict[str, Any]:
     return {name: spec["default"] for name, spec in params.items()}
 
 
-def validate_parameters(paper: Paper, scale: str, params: dict[str, Any]) -> None:
-    """One-line errors for an unknown scale, dataset or parameter name."""
+def validate_parameters(paper: Paper, scale: str, params: dict[str, Any],
+                        data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """One-line errors for an unknown scale, dataset or parameter name, or a dataset that lacks a field the
+    chapter needs; returns ``params`` with ``dataset`` in its canonical form (a registry or derived name, or
+    a path relative to the data folder, never an absolute path).
+    """
     valid = notebook_parameters(paper)
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -77,12 +81,17 @@ def validate_parameters(paper: Paper, scale: str, params: dict[str, Any]) -> Non
     if scale not in cfg_cls.SCALES:
         raise ConfigError(f"Unknown scale {scale!r} for {paper.key}; valid: {', '.join(cfg_cls.SCALES)}")
     dataset = params.get("dataset")
-    if dataset is not None and cfg_cls.DATASETS and dataset not in cfg_cls.DATASETS:
-        raise ConfigError(f"Unknown dataset {dataset!r} for {paper.key}; valid: {', '.join(cfg_cls.DATASETS)}")
+    if dataset is None:
+        return dict(params)
+    try:
+        canonical = check_dataset(cfg_cls, str(dataset), str(data_dir or params.get("data_dir") or "") or None)
+    except ConfigError as exc:
+        raise ConfigError(f"{paper.key}: {exc}") from exc
+    return {**params, "dataset": canonical}
 
 
 def executed_notebook_path(paper: Paper, scale: str, output_dir: Path, dataset: str | None = None) -> Path:
-    suffix = f"__{dataset}" if dataset and dataset != paper.default_dataset else ""
+    suffix = f"__{_slug(dataset)}" if dataset and dataset != paper.default_dataset else ""
     return output_dir / scale / f"{paper.key}{suffix}.ipynb"
 
 
@@ -116,8 +125,7 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
     import papermill
 
     paper = get_paper(name)
-    params = dict(params or {})
-    validate_parameters(paper, scale, params)
+    params = validate_parameters(paper, scale, dict(params or {}), data_dir)
     if scale != "smoke" and not allow_dirty:
         check_clean_checkout()  # refuse now rather than after hours of training
     out_dir = Path(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
@@ -133,8 +141,9 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
     stream = scale != "smoke" if log_output is None else log_output
     fd, manifest = tempfile.mkstemp(prefix="xrec-records-", suffix=".txt")
     os.close(fd)
+    # the kernel's code that reads data without the data_dir parameter sees the same folder
     env = {**(STREAMED_KERNEL_ENV if stream else {}), RECORD_MANIFEST_ENV: manifest,
-           **({ALLOW_DIRTY_ENV: "1"} if allow_dirty else {})}
+           **({ALLOW_DIRTY_ENV: "1"} if allow_dirty else {}), **({DATA_ENV: injected["data_dir"]} if data_dir else {})}
     try:
         with _environment(env):
             papermill.execute_notebook(str(paper.notebook_path), str(tmp_path), parameters=injected,

@@ -117,8 +117,7 @@ class MTConfig(ExperimentConfig):
                      lm_epochs=2, lm_emb_dim=32, lm_hidden=48, topic_k=8, baseline_epochs=8),
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = ("amazon2014-instruments", "amazon2018-allbeauty", "amazon2018-giftcards",
-                                           *PAPER_DATASETS)
+    REQUIRES: ClassVar[tuple[str, ...]] = ("rating", "text")
 
     def validate(self) -> None:
         super().validate()
@@ -132,8 +131,8 @@ class MTConfig(ExperimentConfig):
 
     @property
     def paper_dataset(self) -> str:
-        """The paper dataset our numbers are compared with."""
-        return self.dataset if self.dataset in PAPER_DATASETS else STAND_IN_FOR[self.dataset]
+        """The paper dataset our numbers are compared with ("" for a user's data: no comparison)."""
+        return self.dataset if self.dataset in PAPER_DATASETS else STAND_IN_FOR.get(self.dataset, "")
 
 
 # ---------------------------------------------------------------------------------- data
@@ -634,7 +633,7 @@ def record_results(recorder: RunRecorder, cfg: MTConfig, results: dict[str, Any]
     recorder.add_table("fold coverage", [{"metric": metric, "model": model, "folds": sorted(by_fold)}
                                          for (metric, model), by_fold in vals.items()])
     for (metric, model), by_fold in vals.items():
-        compare = None if model in SIMPLE_BASELINES else paper_ds
+        compare = None if model in SIMPLE_BASELINES else paper_ds or None
         v = [by_fold[k] for k in sorted(by_fold)]
         recorder.add_metric(MetricRow.from_values(TABLE_OF[metric], ds, model, metric, v, compare_to=compare,
                                                   higher_is_better=metric in ("tf-idf", "accuracy")))
