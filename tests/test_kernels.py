@@ -192,7 +192,6 @@ def test_biased_mf_half_step_is_the_direct_ridge_solve_with_trailing_empty_rows(
 # ---------------------------------------------------------------------------------------- GRU encoder
 def _packed_reference(enc, emb, mask):
     """GRUEncoder.encode_embeddings before issue 15 (PackedSequence through both layers)."""
-    import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     lengths = mask.sum(1).clamp(min=1).cpu()
