@@ -16,13 +16,18 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import BenchRecorder, timing_fields  # noqa: E402
 
 
 def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab: int, threads: int, device: str, queue) -> None:
     import torch
 
-    from xrec_core.device import pick_device, set_seed, set_threads
+    from xrec_core.device import pick_device, set_seed, set_threads, thread_info
     from xrec_core.experiments.mvae import MVAEConfig, build_model
     from xrec_core.models.explain import ExplanationBatch, TextSpec
 
@@ -48,7 +53,7 @@ def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab
         if step == 2:  # two warm-up steps excluded from timing
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         b = make_batch()
         model.on_step(step)
         loss = model.loss(b)["loss"]
@@ -58,14 +63,15 @@ def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab
         opt.step()
     if dev.type == "cuda":
         torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak_mb = (torch.cuda.max_memory_allocated() / 2 ** 20 if dev.type == "cuda"
                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     queue.put({"model": name, "tokens_per_s": steps * batch * (length + 1) / wall, "step_s": wall / steps,
-               "peak_mb": peak_mb, "parameters": sum(p.numel() for p in model.parameters()), "device": str(dev)})
+               "peak_mb": peak_mb, "parameters": sum(p.numel() for p in model.parameters()), "device": str(dev),
+               **timing_fields(wall, cpu), "thread_info": thread_info()})
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="full")
     parser.add_argument("--steps", type=int, default=20)
@@ -76,14 +82,17 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", default="NRT,Att2Seq,NETE,PETER,MVAE,MVAE-NoMLF,MVAE-NoRN")
     parser.add_argument("--results-dir", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import pandas as pd
 
     from xrec_core.experiments.mvae import MVAEConfig
     from xrec_core.plots import save_figure
-    from xrec_core.records import MetricRow, RunRecorder
+    from xrec_core.records import MetricRow
 
+    cfg = MVAEConfig.from_scale(args.scale)
+    rec = BenchRecorder("bench_mvae", config={**cfg.as_dict(), **vars(args)}, dataset="synthetic",
+                        threads=args.threads, results_dir=args.results_dir)
     ctx = mp.get_context("spawn")
     rows = []
     for name in args.models.split(","):
@@ -93,11 +102,10 @@ def main() -> None:
         p.start()
         rows.append(q.get())
         p.join()
+        rec.timed(f"{name} ({args.steps} steps)", rows[-1]["wall_s"], rows[-1]["cpu_s"],
+                  tokens_per_s=rows[-1]["tokens_per_s"])
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
-    cfg = MVAEConfig.from_scale(args.scale)
-    rec = RunRecorder("bench_mvae", config={**cfg.as_dict(), **vars(args)}, scale="bench", dataset="synthetic",
-                      seed=0, results_dir=args.results_dir)
     for r in rows:
         rec.add_metric(MetricRow.from_values("Training speed", "synthetic", r["model"], "tokens/s", [r["tokens_per_s"]]))
         rec.add_metric(MetricRow.from_values("Training speed", "synthetic", r["model"], "peak memory (MB)", [r["peak_mb"]]))

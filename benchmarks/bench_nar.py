@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
+import sys
+from pathlib import Path
 
 import torch
 
@@ -21,7 +22,10 @@ from xrec_core.experiments import nar
 from xrec_core.models.nar.models import ExplainableRanker, RankerConfig
 from xrec_core.models.ncf import NCF
 from xrec_core.plots import save_figure
-from xrec_core.records import MetricRow, RunRecorder
+from xrec_core.records import MetricRow
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import BenchRecorder, Clock  # noqa: E402
 
 MODELS = ("NCF", "VBPR", "NAR", "CAR", "CNR")
 
@@ -39,29 +43,30 @@ def main(argv: list[str] | None = None) -> None:
     cfg = nar.NARConfig.from_scale(args.scale, dataset=args.dataset, n_threads=args.threads, epochs=args.epochs,
                                    adv_epochs=1, cf_outer=1, results_dir=args.results_dir)
     data = nar.prepare(cfg, cfg.seed)
-    rec = RunRecorder("bench_nar", config=cfg, scale="bench", dataset=cfg.dataset, seed=cfg.seed,
-                      results_dir=args.results_dir or None, name=f"bench_nar__{args.scale}__{cfg.dataset}")
+    rec = BenchRecorder("bench_nar", config=cfg, dataset=cfg.dataset, threads=args.threads, seed=cfg.seed,
+                        results_dir=args.results_dir or None, name=f"bench_nar__{args.scale}__{cfg.dataset}")
     rec.add_data_files(data.files)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for dev in devices:
         for name in MODELS:
-            t0 = time.perf_counter()
-            if name == "NCF":
-                NCF(k=cfg.dim, layers=(2 * cfg.dim, cfg.dim), lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                    loss="bpr", device=dev, seed=cfg.seed).fit(data.train)
-                examples = data.train.nnz * cfg.epochs
-            else:
-                rc = RankerConfig(dim=cfg.dim, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, adv_epochs=1,
-                                  cf_outer=1, cf_inner=cfg.cf_inner, seed=cfg.seed)
-                model = ExplainableRanker(name, data.f_u, data.f_i, rc, device=dev).fit(data.train)
-                examples = data.train.nnz * len(model.losses)  # base epochs plus augmentation epochs
-            wall = time.perf_counter() - t0
+            with Clock() as clock:
+                if name == "NCF":
+                    NCF(k=cfg.dim, layers=(2 * cfg.dim, cfg.dim), lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                        loss="bpr", device=dev, seed=cfg.seed).fit(data.train)
+                    examples = data.train.nnz * cfg.epochs
+                else:
+                    rc = RankerConfig(dim=cfg.dim, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, adv_epochs=1,
+                                      cf_outer=1, cf_inner=cfg.cf_inner, seed=cfg.seed)
+                    model = ExplainableRanker(name, data.f_u, data.f_i, rc, device=dev).fit(data.train)
+                    examples = data.train.nnz * len(model.losses)  # base epochs plus augmentation epochs
+            wall = clock.wall_s
             rate = examples / wall
             rec.add_metric(MetricRow.from_values("speed", cfg.dataset, f"{name} ({dev})", "train examples/s", [rate],
                                                  higher_is_better=True))
             rows.append({"device": dev, "model": name, "examples_per_s": rate, "wall_s": wall, "examples": examples,
-                         "dim": cfg.dim, "threads": torch.get_num_threads()})
+                         "dim": cfg.dim, "threads": torch.get_num_threads(), **clock.fields()})
+            rec.timed(f"{name} ({dev})", clock.wall_s, clock.cpu_s, examples_per_s=rate)
             logging.info("%s on %s: %.0f examples/s", name, dev, rate)
     rec.add_table("speed", rows)
     import matplotlib.pyplot as plt

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +20,10 @@ import torch
 from xrec_core.device import set_threads
 from xrec_core.experiments import semax as X
 from xrec_core.plots import save_figure
-from xrec_core.records import MetricRow, RunRecorder
+from xrec_core.records import MetricRow
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import BenchRecorder, Clock  # noqa: E402
 
 MODELS = ("DeepCoNN", "TransNets", "TransNets-Ext", "SEMA", "SEMAX")
 
@@ -38,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = X.SemaxConfig.from_scale(args.scale, dataset=args.dataset, n_threads=args.threads, epochs=1,
                                    results_dir=args.results_dir)
     data = X.load_data(cfg)
-    rec = RunRecorder("bench_semax", config=cfg, scale="bench", dataset=cfg.dataset, seed=cfg.seed,
-                      results_dir=args.results_dir or None, name=f"bench_semax__{args.scale}__{cfg.dataset}")
+    rec = BenchRecorder("bench_semax", config=cfg, dataset=cfg.dataset, threads=args.threads, seed=cfg.seed,
+                        results_dir=args.results_dir or None, name=f"bench_semax__{args.scale}__{cfg.dataset}")
     rec.add_data_files(data.files)
     train = data.fit_idx[: args.max_examples]
     rows = []
@@ -47,14 +51,15 @@ def main(argv: list[str] | None = None) -> None:
         for name in MODELS:
             cfg.device = dev
             model = X.make_model(name, cfg, cfg.seed)
-            t0 = time.perf_counter()
-            model.fit(data.corpus, train)
-            wall = time.perf_counter() - t0
+            with Clock() as clock:
+                model.fit(data.corpus, train)
+            wall = clock.wall_s
             rate = model.train_examples_per_s_
             rec.add_metric(MetricRow.from_values("speed", cfg.dataset, f"{name} ({dev})", "train examples/s", [rate],
                                                  higher_is_better=True))
             rows.append({"device": dev, "model": name, "examples_per_s": rate, "wall_s": wall, "examples": len(train),
-                         "threads": torch.get_num_threads()})
+                         "threads": torch.get_num_threads(), **clock.fields()})
+            rec.timed(f"{name} ({dev})", clock.wall_s, clock.cpu_s, examples_per_s=rate)
             logging.info("%s on %s: %.1f examples/s", name, dev, rate)
     rec.add_table("speed", rows)
     import matplotlib.pyplot as plt

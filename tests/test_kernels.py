@@ -187,3 +187,78 @@ def test_biased_mf_half_step_is_the_direct_ridge_solve_with_trailing_empty_rows(
         want = np.linalg.solve(X.T @ X + 1.5 * np.eye(4), X.T @ r[users == u])
         np.testing.assert_allclose(W[u], want, rtol=1e-10, atol=1e-12)
     assert not W[29].any()
+
+
+# ---------------------------------------------------------------------------------------- GRU encoder
+def _packed_reference(enc, emb, mask):
+    """GRUEncoder.encode_embeddings before issue 15 (PackedSequence through both layers)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    lengths = mask.sum(1).clamp(min=1).cpu()
+    x = enc.drop(emb)
+    h1, _ = enc.gru1(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    h1, _ = pad_packed_sequence(h1, batch_first=True, total_length=emb.shape[1])
+    h1 = enc.drop1(h1)
+    h2, _ = enc.gru2(pack_padded_sequence(h1, lengths, batch_first=True, enforce_sorted=False))
+    h2, _ = pad_packed_sequence(h2, batch_first=True, total_length=emb.shape[1])
+    h2 = enc.drop2(h2)
+    m = mask.unsqueeze(-1).to(h2.dtype)
+    return (h2 * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def _token_batch(rng, n, width, vocab, pad_id=0):
+    lengths = rng.integers(1, width + 1, n)
+    lengths[0], lengths[1] = width, 1
+    tok = np.full((n, width), pad_id, dtype=np.int64)
+    for r, L in enumerate(lengths):
+        tok[r, :L] = rng.integers(1, vocab, L)
+    tok[2, :] = pad_id  # a text without any word
+    return tok
+
+
+@pytest.mark.parametrize("bucket_size", [1, 5, 64])
+def test_gru_bucketed_encoder_equals_the_packed_one_with_gradients(bucket_size):
+    import torch
+
+    from xrec_core.models.gru.encoders import GRUEncoder
+
+    torch.manual_seed(0)
+    enc = GRUEncoder(50, k_w=6, k_h1=5, k_h2=4, bucket_size=bucket_size).double().eval()
+    tok = torch.as_tensor(_token_batch(np.random.default_rng(0), 23, 9, 50))
+    emb = enc.embed(tok).detach().requires_grad_(True)
+    w = torch.randn(23, 4, dtype=torch.float64)
+
+    got = enc.encode_embeddings(emb, enc.mask(tok))
+    grads = torch.autograd.grad((got * w).sum(), [emb, *enc.parameters()], allow_unused=True)
+    want = _packed_reference(enc, emb, enc.mask(tok))
+    grads_ref = torch.autograd.grad((want * w).sum(), [emb, *enc.parameters()], allow_unused=True)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    for g, r in zip(grads, grads_ref):
+        if r is None:
+            assert g is None or not g.any()
+        else:
+            torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-11)
+    assert not got[2].any()  # a text without words encodes to zero, as before
+
+
+def test_item_repr_encodes_each_distinct_item_once_and_equals_per_row_encoding():
+    import torch
+
+    from xrec_core.models.gru.net import TextRecNet, build_encoder
+
+    torch.manual_seed(1)
+    tokens = torch.as_tensor(_token_batch(np.random.default_rng(1), 8, 7, 40))
+    net = TextRecNet(build_encoder("gru", 40, k=4, k_h1=3), n_users=5, n_items=8,
+                     known=np.array([1, 1, 1, 0, 1, 1, 0, 1], bool)).double().eval()
+    with torch.no_grad():
+        net.item.weight.normal_()
+    items = torch.as_tensor([3, 1, 3, 5, 1, 1, 0, 6])
+    calls = []
+    hook = net.encoder.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    f, b = net.item_repr(items, tokens[items])
+    hook.remove()
+    assert calls == [5]  # five distinct items
+    g = net.encoder(tokens[items])  # row by row (duplicates encoded again)
+    v, b_ref = net.item_specific(items)
+    torch.testing.assert_close(f, g + v, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(b, b_ref)

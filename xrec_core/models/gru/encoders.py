@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class _WordEmbedder(nn.Module):
@@ -71,13 +70,42 @@ class EmbedEncoder(_WordEmbedder):
         return self.encode_embeddings(self.embed(tokens), self.mask(tokens))
 
 
+def _reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """``(n, width)`` time indices that reverse each row's first ``lengths[r]`` steps and keep its padding in place.
+
+    The map is its own inverse: gathering with it twice restores the original order.
+    """
+    t = torch.arange(width, device=lengths.device).unsqueeze(0)  # (1, W)
+    n = lengths.unsqueeze(1)  # (n, 1)
+    return torch.where(t < n, n - 1 - t, t)  # (n, W)
+
+
+def _time_gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[r, index[r, t]]`` for ``x`` (n, W, D) and ``index`` (n, W)."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def _run_direction(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+    """One GRU direction (``[w_ih, w_hh, b_ih, b_hh]`` of an ``nn.GRU``) over ``x`` (n, W, D) from a zero state -> (n, W, H)."""
+    h0 = x.new_zeros(1, x.shape[0], weights[1].shape[1])  # (1, n, H)
+    out, _ = torch.gru(x, h0, weights, True, 1, 0.0, False, False, True)  # same kernel nn.GRU calls
+    return out
+
+
 class GRUEncoder(_WordEmbedder):
     """Order-sensitive encoder of Sec. 3.2 / Figure 1.
 
     Word embeddings -> bidirectional GRU (``k_h1`` hidden units per direction, the two directions
     concatenated) -> GRU (``k_h2``) -> mean pooling over the real (non-padding) time steps.
-    ``torch.nn.GRU`` implements eqs. (6)-(8) (reset gate ``f_t``, update gate ``o_t``); padded
-    sequences are packed so the backward direction starts at each text's last real word.
+    ``torch.nn.GRU`` implements eqs. (6)-(8) (reset gate ``f_t``, update gate ``o_t``); the backward
+    direction starts at each text's last real word.
+
+    How a batch runs (issue 15): texts are sorted by length and cut into a few length buckets, each
+    padded only to its own longest text. No ``PackedSequence`` (its backward zero-fills the
+    gradient of the whole packed input once per time step): the forward direction and the second
+    layer run over the padded bucket (outputs at real steps never depend on the padding after
+    them), and the backward direction runs forward over each text reversed within its own length,
+    so it too starts at the last real word. The result equals the packed computation.
 
     Parameters
     ----------
@@ -96,31 +124,50 @@ class GRUEncoder(_WordEmbedder):
     pad_id : int, default 0
     pretrained : ndarray, optional
         CBOW word vectors.
+    bucket_size : int, default 128
+        Texts per length bucket (the last bucket may be smaller).
     """
 
     def __init__(self, vocab_size: int, k_w: int = 200, k_h1: int = 400, k_h2: int = 200,
                  dropout: tuple[float, float, float] = (0.1, 0.5, 0.3), pad_id: int = 0,
-                 pretrained: np.ndarray | None = None) -> None:
+                 pretrained: np.ndarray | None = None, bucket_size: int = 128) -> None:
         super().__init__(vocab_size, k_w, dropout[0], pad_id, pretrained)
         self.gru1 = nn.GRU(k_w, k_h1, batch_first=True, bidirectional=True)
         self.drop1 = nn.Dropout(dropout[1])
         self.gru2 = nn.GRU(2 * k_h1, k_h2, batch_first=True)
         self.drop2 = nn.Dropout(dropout[2])
         self.out_dim = k_h2
+        self.bucket_size = int(bucket_size)
+
+    def _encode_bucket(self, x: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled second-layer states (n, K_h2) of one bucket: ``x`` (n, W, K_w) with W = max(lengths)."""
+        g1, g2 = self.gru1, self.gru2
+        fwd = _run_direction(x, [g1.weight_ih_l0, g1.weight_hh_l0, g1.bias_ih_l0, g1.bias_hh_l0])  # (n, W, K_h1)
+        rev = _reverse_index(lengths, x.shape[1])  # (n, W)
+        bwd = _run_direction(_time_gather(x, rev), [g1.weight_ih_l0_reverse, g1.weight_hh_l0_reverse,
+                                                     g1.bias_ih_l0_reverse, g1.bias_hh_l0_reverse])
+        h1 = self.drop1(torch.cat([fwd, _time_gather(bwd, rev)], dim=-1))  # (n, W, 2 K_h1)
+        h2 = self.drop2(_run_direction(h1, [g2.weight_ih_l0, g2.weight_hh_l0, g2.bias_ih_l0, g2.bias_hh_l0]))  # (n, W, K_h2)
+        real = torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)  # (n, W)
+        m = (real & mask[:, :x.shape[1]]).unsqueeze(-1).to(h2.dtype)  # (n, W, 1)
+        return (h2 * m).sum(1) / mask.sum(1, keepdim=True).clamp(min=1).to(h2.dtype)  # (n, K_h2)
 
     def encode_embeddings(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        lengths = mask.sum(1).clamp(min=1).cpu()  # (B,)
+        """``g`` (B, K_h2) from word embeddings ``emb`` (B, T, K_w) and the token mask (B, T).
+
+        A text's real words are its first ``mask.sum()`` positions (padding at the end); the mean
+        pools the second layer's states over the masked positions among them.
+        """
+        lengths = mask.sum(1).clamp(min=1)  # (B,)
         x = self.drop(emb)  # (B, T, K_w)
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        h1, _ = self.gru1(packed)
-        h1, _ = pad_packed_sequence(h1, batch_first=True, total_length=emb.shape[1])  # (B, T, 2 K_h1)
-        h1 = self.drop1(h1)
-        packed = pack_padded_sequence(h1, lengths, batch_first=True, enforce_sorted=False)
-        h2, _ = self.gru2(packed)
-        h2, _ = pad_packed_sequence(h2, batch_first=True, total_length=emb.shape[1])  # (B, T, K_h2)
-        h2 = self.drop2(h2)
-        m = mask.unsqueeze(-1).to(h2.dtype)  # (B, T, 1)
-        return (h2 * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, K_h2) mean pooling
+        order = torch.argsort(lengths, stable=True)  # (B,) shortest first
+        pooled = []
+        for s in range(0, len(order), self.bucket_size):
+            idx = order[s:s + self.bucket_size]  # (n,)
+            width = int(lengths[idx[-1]])
+            pooled.append(self._encode_bucket(x[idx, :width], lengths[idx], mask[idx]))
+        out = torch.cat(pooled) if pooled else x.new_zeros(0, self.out_dim)  # (B, K_h2) in `order`
+        return out[torch.argsort(order)]  # (B, K_h2) in input order
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.encode_embeddings(self.embed(tokens), self.mask(tokens))

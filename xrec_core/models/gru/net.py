@@ -53,9 +53,18 @@ class TextRecNet(nn.Module):
         return self.item(items) * m.unsqueeze(-1), self.item_bias(items).squeeze(-1) * m
 
     def item_repr(self, items: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``f(X_j)`` ``(B, K)`` and ``b_j`` ``(B,)`` for item ids with their token ids ``(B, T)``."""
+        """``f(X_j)`` ``(B, K)`` and ``b_j`` ``(B,)`` for item ids with their token ids ``(B, T)``.
+
+        Each distinct item is encoded once (a batch's positives and negatives repeat items; in
+        training the copies share one dropout draw), its ``g(X_j)`` shared by its rows.
+        """
         v, b = self.item_specific(items)
-        return self.encoder(tokens) + v, b
+        uniq, inv = torch.unique(items, return_inverse=True)  # (U,), (B,)
+        if len(uniq) == len(items):
+            return self.encoder(tokens) + v, b
+        first = torch.full((len(uniq),), len(items), dtype=torch.long, device=items.device)
+        first = first.scatter_reduce(0, inv, torch.arange(len(items), device=items.device), reduce="amin")  # (U,)
+        return self.encoder(tokens[first])[inv] + v, b  # (B, K)
 
     def rating(self, users: torch.Tensor, f: torch.Tensor, b_item: torch.Tensor) -> torch.Tensor:
         """``r_ij`` ``(B,)`` from user ids and the items' representations ``f`` ``(B, K)``."""

@@ -1,0 +1,113 @@
+"""Every benchmark script runs at a tiny size and writes a record with the issue-15 benchmark fields.
+
+The scripts run as the README shows (``python benchmarks/<script>.py ...``) in a subprocess that
+imports this checkout's package. The numbers themselves are not checked (a smoke size on a shared
+machine says nothing about speed), only that the record says how it was taken: wall and CPU
+time, load average, torch and BLAS threads, and the ``contended`` flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, args: list[str], results: Path, timeout: int = 900) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "XREC_RESULTS": str(results), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    paths = sorted(results.rglob("bench_*.json"))
+    assert len(paths) == 1, paths
+    return json.loads(paths[0].read_text())
+
+
+def _check_benchmark_fields(record: dict, threads: int = 1) -> None:
+    b = record["benchmark"]
+    assert record["scale"] == "bench"
+    assert b["wall_s"] > 0 and b["cpu_s"] > 0
+    assert b["contended"] == (b["wall_over_cpu"] > 1.2 or any(r["contended"] for r in b["timed"]))
+    assert len(b["load_average"]["start"]) in (0, 3) and len(b["load_average"]["end"]) in (0, 3)
+    assert b["requested_threads"] == threads and b["threads"]["torch"] == threads
+    assert b["threads"]["blas"] and all(p["num_threads"] == threads for p in b["threads"]["blas"])
+    assert b["timed"]
+    for row in b["timed"]:
+        assert row["wall_s"] >= 0 and row["cpu_s"] >= 0
+        assert row["contended"] == (row["wall_over_cpu"] > 1.2)
+
+
+def test_record_fields_flag_contention():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from _record import timing_fields
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    assert timing_fields(1.0, 1.0)["contended"] is False
+    assert timing_fields(1.3, 1.0)["contended"] is True
+    assert timing_fields(1.0, 2.0)["contended"] is False  # two threads busy: CPU > wall
+
+
+def test_set_threads_limits_blas_too():
+    from threadpoolctl import threadpool_info
+
+    from xrec_core.device import set_threads, thread_info
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        set_threads(1)
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert thread_info()["torch"] == 1
+    finally:
+        set_threads(before)
+
+
+def test_bench_kernels_tiny(tmp_path):
+    record = _run("bench_kernels.py", ["--tiny", "--threads", "1", "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
+    assert {"BPR", "ALS", "GRU encoder"} <= set(record["tables"])
+    ours = [r for r in record["tables"]["BPR"] if r["impl"] == "ours"]
+    assert ours and 0.0 <= ours[0]["recall50"] <= 1.0
+
+
+def test_bench_gru_tiny(tmp_path):
+    record = _run("bench_gru.py", ["--tiny", "--updates", "1", "--threads", "1", "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
+    assert all("cpu_s" in r and "contended" in r for r in record["tables"]["throughput"])
+
+
+def test_bench_mt_tiny(tmp_path):
+    record = _run("bench_mt.py", ["--tiny", "--repeats", "1", "--threads", "1", "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
+    assert all("sweep_cpu_s" in r for r in record["tables"]["ALS sweep"])
+
+
+def test_bench_mvae_tiny(tmp_path):
+    record = _run("bench_mvae.py", ["--scale", "smoke", "--steps", "1", "--batch", "4", "--length", "5", "--vocab", "300",
+                                    "--models", "NRT,MVAE", "--threads", "1", "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_bench_nar_smoke(tmp_path, data_dir):
+    record = _run("bench_nar.py", ["--scale", "smoke", "--epochs", "1", "--threads", "1", "--results-dir", str(tmp_path)],
+                  tmp_path)
+    _check_benchmark_fields(record)
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_bench_semax_smoke(tmp_path, data_dir):
+    record = _run("bench_semax.py", ["--scale", "smoke", "--max-examples", "32", "--threads", "1",
+                                     "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
