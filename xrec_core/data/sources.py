@@ -35,7 +35,7 @@ import yaml
 from ..config import ConfigError
 from ..paths import data_root
 from .registry import DATASETS, KIND_FIELDS, REVIEW_KINDS, DatasetSpec, amazon_layout_name, get_spec, require
-from .stream import ReviewFilter
+from .stream import ReviewFilter, is_gzip
 
 #: roles of a review table's columns; the first four are required
 ROLES = ("user", "item", "rating", "text", "time", "tags", "item_text")
@@ -77,7 +77,6 @@ class DataSource:
     columns: dict[str, str] = field(default_factory=dict)
     table_format: str = ""
     filters: ReviewFilter = ReviewFilter()
-    column_map_file: Path | None = None
 
     @property
     def is_reviews(self) -> bool:
@@ -206,8 +205,7 @@ def _file_source(path: Path, rel: str, columns: dict[str, str], filt: ReviewFilt
     # a map given in the name (or as a parameter) is part of the canonical name; a YAML map is a file of the run
     name = _with_options(rel, columns if map_file is None and columns != {r: r for r in columns} else {}, filt)
     files = (path,) + ((map_file,) if map_file else ())
-    return DataSource(name, "table", files, fields, columns=dict(columns), table_format=fmt, filters=filt,
-                      column_map_file=map_file)
+    return DataSource(name, "table", files, fields, columns=dict(columns), table_format=fmt, filters=filt)
 
 
 def _read_map(path: Path, rel: str) -> dict[str, str]:
@@ -224,9 +222,7 @@ def _read_map(path: Path, rel: str) -> dict[str, str]:
 
 def _first_line(path: Path) -> str:
     """The first non-empty line of a (gzipped) text file ('' when it is not UTF-8 text)."""
-    with open(path, "rb") as handle:
-        gz = handle.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gz else open
+    opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
             for line in handle:
