@@ -107,7 +107,7 @@ def health_checks(cfg: SemaxConfig, data: SemaxData, results: Mapping[str, Seque
     The floor is computed here from the data (training-mean prediction on the test period), so
     it exists even when the simple baselines are switched off.
     """
-    floor = global_mean_mse(data.corpus.ratings[data.fit_idx], data.corpus.ratings[data.test_idx])
+    floor = global_mean_mse(data.fit.ratings, data.test.ratings)  # float64, as the "Global mean" row
     checks: list[HealthCheck] = []
     for name, runs in results.items():
         if name == "Global mean":
