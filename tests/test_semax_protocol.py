@@ -213,7 +213,7 @@ def test_health_checks_hold_every_model_to_the_global_mean_of_the_split(fixtures
     cfg = tiny_cfg(n_seeds=2)
     data = X.prepare_reviews(fixture_reviews(fixtures_dir), cfg)
     y = data.corpus.ratings[data.test_idx].astype(float)
-    floor = float(np.mean((y - data.corpus.ratings[data.fit_idx].mean()) ** 2))
+    floor = float(np.mean((y - data.corpus.ratings[data.fit_idx].astype(float).mean()) ** 2))
     curve = {"train_loss": [1.0, 0.5]}
     results = {"good": [{"MSE": floor / 2, "RMSE": np.sqrt(floor / 2), "curve": curve}] * 2,
                "bad": [{"MSE": floor * 2, "RMSE": np.sqrt(floor * 2), "curve": {"train_loss": [1.0, 1.2]}}] * 2}

@@ -7,8 +7,8 @@ claims, figures). The notebook ``notebooks/semax.ipynb`` calls only what this mo
 
 from .config import METRICS, PAPER_KEY, PAPER_MODELS, SIMPLE_BASELINES, SemaxConfig
 from .data import SemaxData, data_statistics, load_data, prepare_reviews
-from .protocol import (SemaxRun, build_model, fit_ncf, fit_simple_baselines, load_trained_semax, run_all, run_beta_sweep,
-                       run_models, semax_store, train_eval)
+from .protocol import (SemaxRun, build_model, fit_ncf, fit_simple_baselines, load_trained_semax, model_params, run_all,
+                       run_beta_sweep, run_models, semax_store, train_eval, tune_models, tuned_params)
 from .report import (attention_table, attention_view, bin_labels, binned_errors, claims_frame, decide_claims,
                      describe_models, figure6_curve, figure45_curves, health_checks, health_frame, make_figures,
                      plot_beta, plot_bins, record_results, show_committed, table3)
@@ -16,7 +16,7 @@ from .report import (attention_table, attention_view, bin_labels, binned_errors,
 __all__ = [
     "METRICS", "PAPER_KEY", "PAPER_MODELS", "SIMPLE_BASELINES", "SemaxConfig", "SemaxData", "data_statistics",
     "load_data", "prepare_reviews", "SemaxRun", "build_model", "fit_ncf", "fit_simple_baselines", "load_trained_semax",
-    "run_all", "run_beta_sweep", "run_models", "semax_store", "train_eval", "attention_table", "attention_view",
+    "run_all", "run_beta_sweep", "run_models", "semax_store", "train_eval", "tune_models", "tuned_params", "model_params", "attention_table", "attention_view",
     "bin_labels", "binned_errors", "claims_frame", "decide_claims", "describe_models", "figure6_curve",
     "figure45_curves", "health_checks", "health_frame", "make_figures", "plot_beta", "plot_bins", "record_results",
     "show_committed", "table3",

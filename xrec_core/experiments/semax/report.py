@@ -24,7 +24,7 @@ from ...records import Claim, MetricRow, RunRecorder
 from ..common import ClaimJudge, figures_dir
 from .config import METRICS, PAPER_KEY, PAPER_MODELS, SIMPLE_BASELINES, SemaxConfig
 from .data import SemaxData
-from .protocol import SemaxRun, UnitResult, build_model
+from .protocol import TUNED_BASELINES, TUNED_NAMES, SemaxRun, UnitResult, build_model, tuned_params
 
 #: a bin of Figures 4-5 enters the trend claim only when it holds at least this many test ratings
 MIN_BIN_SIZE = 20
@@ -214,6 +214,7 @@ def record_results(recorder: RunRecorder, cfg: SemaxConfig, run: SemaxRun) -> di
         recorder.note("Full scale: models sized for a CPU (dim 32, reviews cut to 30 words, histories to 6 reviews) and "
                       "trained until the validation RMSE stopped improving; TransNets with a squared rating error "
                       "(Algorithm 1's L1 error fits the median rating). The paper scale keeps the paper's sizes.")
+    record_tuning(recorder, cfg)
     decide_claims(ClaimJudge(recorder, unit="seed"), cfg, results, curves, run.sweep)
     recorder.add_table("training", [
         {"model": name, "seed": seed, "examples_per_s": r.get("examples_per_s"), "best_epoch": r["curve"]["best_epoch"],
@@ -221,6 +222,21 @@ def record_results(recorder: RunRecorder, cfg: SemaxConfig, run: SemaxRun) -> di
         for name, runs in results.items() for seed, r in zip(cfg.seeds(), runs) if "curve" in r])
     recorder.add_table("Table 3", tab.round(6).replace({np.nan: None}).to_dict("records"))
     return {"table": tab, "figures": make_figures(recorder, cfg)}
+
+
+def record_tuning(recorder: RunRecorder, cfg: SemaxConfig) -> None:
+    """Each model's study (``xrec tune semax``) into the record, or a note that the config's values were used."""
+    from ...tuning import tuning_summary
+
+    untuned = []
+    for name in (*cfg.models, *(TUNED_BASELINES if cfg.simple_baselines else ())):
+        if tuned_params(cfg, name):
+            recorder.add_tuning(name, tuning_summary(PAPER_KEY, cfg.dataset, TUNED_NAMES.get(name, name),
+                                                     cfg.results_dir or None, cfg.scale))
+        else:
+            untuned.append(name)
+    if untuned:
+        recorder.note(f"Not tuned (no study for this dataset and scale; config values used): {', '.join(untuned)}.")
 
 
 # --------------------------------------------------------------------------- figures and views
@@ -299,7 +315,8 @@ def describe_models(cfg: SemaxConfig, data: SemaxData) -> pd.DataFrame:
     for name in cfg.models:
         n_params = None
         if name != "NCF":
-            n_params = sum(p.numel() for p in build_model(name, cfg, cfg.seed)._build(data.corpus).parameters())
+            model = build_model(name, cfg, cfg.seed, tuned=tuned_params(cfg, name))
+            n_params = sum(p.numel() for p in model._build(data.corpus).parameters())
         rows.append({"model": name, "reads": reads[name], "trainable parameters": n_params})
     return pd.DataFrame(rows)
 

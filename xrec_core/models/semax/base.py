@@ -10,6 +10,7 @@ prediction from the user's and item's *earlier* reviews only (:class:`ReviewBatc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,8 +144,12 @@ class NeuralRatingModel:
         return self._loss(batch, batch.ratings - self.mu_)
 
     # -- public API
-    def fit(self, train: ReviewSet, valid: ReviewSet) -> "NeuralRatingModel":
-        """Train on the reviews of ``train`` until the RMSE on ``valid`` stops improving; keep the best state."""
+    def fit(self, train: ReviewSet, valid: ReviewSet,
+            on_epoch: Callable[[int, float], None] | None = None) -> "NeuralRatingModel":
+        """Train on the reviews of ``train`` until the RMSE on ``valid`` stops improving; keep the best state.
+
+        ``on_epoch(epoch, valid_rmse)`` is called after every validation (a tuning trial's pruning hook).
+        """
         if len(train.idx) == 0 or len(valid.idx) == 0:
             raise ValueError(f"{self.name}: empty training or validation set")
         corpus = train.corpus
@@ -170,7 +175,7 @@ class NeuralRatingModel:
                           device=self.device_, valid_metric="validation RMSE", progress=self.progress,
                           desc=f"{self.name} seed {self.seed}")
         self.curve_ = trainer.fit(self.net, batches=batches, step=self._train_step, validate=validate,
-                                  optimizer=optimizer)
+                                  optimizer=optimizer, on_epoch=on_epoch)
         return self
 
     @torch.no_grad()

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...search_space import Float, Int, LogFloat
+from ...search_space import Int, LogFloat
 from ..registry import RATING, register
 from .base import NeuralRatingModel, ReviewBatch
 from .inputs import ReviewCorpus
@@ -112,7 +112,7 @@ class SEMA(NeuralRatingModel):
 
 
 @register("SEMAX", role=RATING,
-          search_space={**SEMA_SPACE, "beta": Float(0.1, 0.9), "lam": LogFloat(0.01, 10.0)},
+          search_space={**SEMA_SPACE, "lam": LogFloat(0.01, 10.0)},  # beta is Figure 6's sweep, not tuned
           source="SEMAX paper, Sec. III (Eq. 20)")
 class SEMAX(SEMA):
     """SEMAX: SEMA plus the related task, trained on Eq. 20.
