@@ -304,3 +304,27 @@ def test_semax_smoke_golden_values(data_dir):
     res = X.train_eval("SEMAX", cfg, data, cfg.seed)
     for m, value in SMOKE_SEMAX_GOLDEN.items():
         assert res[m] == pytest.approx(value, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- tuning
+def test_tune_models_then_run_uses_the_best_parameters(fixtures_dir, tmp_path, monkeypatch):
+    """``xrec tune semax`` on the validation split; a later run builds the model with the study's best parameters."""
+    cfg = tiny_cfg(results_dir=str(tmp_path), models=("SEMA",), n_seeds=2, beta_grid=(), max_epochs=2)
+    data = X.prepare_reviews(fixture_reviews(fixtures_dir), cfg)
+    monkeypatch.setattr("xrec_core.experiments.semax.protocol.load_data", lambda cfg: data)
+    studies = X.tune_models(cfg, ["SEMA", "User+item bias"], n_trials=2)
+    assert set(studies) == {"SEMA", "User+item bias"} and all(r.n_trials_done == 2 for r in studies.values())
+    best = X.tuned_params(cfg, "SEMA")
+    assert best == studies["SEMA"].best_params and set(best) == {"dim", "lr", "weight_decay"}
+    seen = []
+
+    def compute(name, cfg, data, seed, **kw):
+        seen.append(kw["tuned"])
+        return X.train_eval(name, cfg, data, seed, **kw)
+
+    run = X.run_all(cfg, data, compute=compute)
+    assert seen == [best, best] and len(run.results["SEMA"]) == 2
+    rec = RunRecorder("semax", config=cfg, scale=cfg.scale, dataset=cfg.dataset, seed=cfg.seed, results_dir=cfg.results_dir)
+    X.record_results(rec, cfg, run)
+    assert rec.tuning["SEMA"]["best_params"] == best and rec.tuning["User+item bias"]["trials_complete"] == 2
+    assert any("Not tuned" in n and "Biased MF (tuned)" in n for n in rec.notes)
