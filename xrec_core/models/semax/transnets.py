@@ -16,9 +16,8 @@ Why TransNets and TransNets-Ext were worse than the global mean (RMSE) on all th
 and the fix: Algorithm 1 fits the ratings with an absolute (L1) error, whose minimiser is the
 conditional *median*. Our Amazon ratings are skewed towards 5 stars (median 5, mean about 4.2-4.5),
 so an L1-trained FM moves every prediction towards 5 and pays a large squared error on the
-minority of low ratings: the RMSE ended above that of predicting the mean. The models also stopped
-after 1-3 epochs under a 6-epoch cap, before the transform had learned to mimic the target
-network. ``rating_loss="mse"`` (the chapter's ``full`` preset) trains steps (1) and (3) on the
+minority of low ratings: the RMSE ended above that of predicting the mean (Musical Instruments:
+0.982 and 0.955 against 0.921; 0.921 and 0.924 after the fix, one seed). ``rating_loss="mse"`` (the chapter's ``full`` preset) trains steps (1) and (3) on the
 squared error, whose minimiser is the conditional mean that RMSE rewards; ``"l1"`` keeps the paper.
 """
 
