@@ -6,10 +6,28 @@ import numpy as np
 import pytest
 import torch
 
-from xrec_core.models.semax import SEMA, SEMAX, DeepCoNN, ReviewBatch, ReviewCorpus, TransNets, TransNetsExt, build_histories
+from xrec_core.models.registry import RATING, entry
+from xrec_core.models.semax import (SEMA, SEMAX, DeepCoNN, ReviewBatch, ReviewCorpus, ReviewSet, TransNets, TransNetsExt,
+                                    build_histories)
 from xrec_core.models.semax.layers import FactorizationMachine, SequenceLSTM, UserItemAttention, WordLSTM, gather_sequence
 
 torch.set_num_threads(1)
+
+
+def train_kw(**kw):
+    """The training options every model takes (the chapter config supplies them in a run)."""
+    base = dict(lr=1e-3, batch_size=64, max_epochs=1, patience=1, weight_decay=0.0, seed=0, device="cpu")
+    base.update(kw)
+    return base
+
+
+def fit(model, c, train_idx, valid_idx=None):
+    valid_idx = np.arange(len(c))[-20:] if valid_idx is None else valid_idx
+    return model.fit(ReviewSet(c, np.asarray(train_idx)), ReviewSet(c, np.asarray(valid_idx)))
+
+
+def predict(model, c, idx):
+    return model.predict(ReviewSet(c, np.asarray(idx)))
 
 
 def brute_histories(entity, times, max_len):
@@ -136,7 +154,7 @@ def test_attention_weights_sum_to_one_and_skip_padding():
 
 def test_semax_attention_on_reviews_sums_to_one():
     c = make_corpus()
-    m = SEMAX(dim=6, epochs=1, batch_size=32, seed=1).fit(c, np.arange(120))
+    m = fit(SEMAX(dim=6, beta=0.4, lam=1.0, **train_kw(batch_size=32, seed=1)), c, np.arange(120))
     alphas = m.attention(c, np.array([0, 3, 100]))
     for a, i in zip(alphas, (0, 3, 100)):
         assert len(a) == c.lengths[i] and abs(a.sum() - 1) < 1e-5
@@ -155,7 +173,7 @@ def test_factorization_machine_matches_pairwise_sum():
 
 def test_semax_loss_is_eq20():
     c = make_corpus()
-    m = SEMAX(dim=6, beta=0.3, lam=0.7, epochs=1, seed=2).fit(c, np.arange(100))
+    m = fit(SEMAX(dim=6, beta=0.3, lam=0.7, **train_kw(seed=2)), c, np.arange(100))
     b = ReviewBatch.make(c, np.arange(20, 50), m.device_, with_target=True)
     target = b.ratings - m.mu_
     with torch.no_grad():
@@ -169,15 +187,17 @@ def test_semax_loss_is_eq20():
     assert terms["L3"].item() == pytest.approx(l3, rel=1e-5)
     assert terms["total"].item() == pytest.approx(0.3 * l1 + 0.7 * (l2 + 0.7 * l3), rel=1e-5)
     with pytest.raises(ValueError, match="beta"):
-        SEMAX(beta=1.5)
+        SEMAX(dim=6, beta=1.5, lam=1.0, **train_kw())
 
 
+CNN = dict(emb_dim=6, n_filters=5, window=3, latent=4, fm_k=2, dropout=0.5)
+TN = dict(CNN, transform_layers=2, rating_loss="mse")
 MODELS = [
     (SEMA, dict(dim=6)),
-    (SEMAX, dict(dim=6)),
-    (DeepCoNN, dict(emb_dim=6, n_filters=5, latent=4, fm_k=2)),
-    (TransNets, dict(emb_dim=6, n_filters=5, latent=4, fm_k=2)),
-    (TransNetsExt, dict(emb_dim=6, n_filters=5, latent=4, fm_k=2)),
+    (SEMAX, dict(dim=6, beta=0.4, lam=1.0)),
+    (DeepCoNN, CNN),
+    (TransNets, TN),
+    (TransNetsExt, TN),
 ]
 
 
@@ -185,47 +205,64 @@ MODELS = [
 def test_prediction_never_reads_the_target_review_or_its_future(cls, kw):
     """Leakage check: changing review i and every later review leaves the prediction of i unchanged."""
     c = make_corpus()
-    m = cls(epochs=1, batch_size=32, seed=0, **kw).fit(c, np.arange(110), np.arange(110, 125))
+    m = fit(cls(**train_kw(batch_size=32), **kw), c, np.arange(110), np.arange(110, 125))
     i = 130
-    before = m.predict(c, np.array([i]))
+    before = predict(m, c, [i])
     rng = np.random.default_rng(9)
     future = c.times >= c.times[i]
     c.tokens[future] = np.where(c.tokens[future] > 0, rng.integers(2, c.vocab_size, c.tokens[future].shape), 0)
     c.ratings[future] = 5 - c.ratings[future]
-    after = m.predict(c, np.array([i]))
+    after = predict(m, c, [i])
     assert after == pytest.approx(before, abs=1e-6)
 
 
 @pytest.mark.parametrize("cls,kw", MODELS, ids=[c.__name__ for c, _ in MODELS])
 def test_training_learns_the_signal(cls, kw):
     c = make_corpus(n=400, seed=4)
-    train, test = np.arange(320), np.arange(320, 400)
+    train, valid, test = np.arange(280), np.arange(280, 320), np.arange(320, 400)
     y = c.ratings[test]
     base = np.sqrt(np.mean((y - c.ratings[train].mean()) ** 2))
-    m = cls(epochs=8, batch_size=32, lr=1e-2, seed=0, **kw).fit(c, train)
-    err = np.sqrt(np.mean((m.predict(c, test) - y) ** 2))
-    assert np.isfinite(err) and len(m.history_) == 8
-    assert m.history_[-1]["train_loss"] < m.history_[0]["train_loss"]
+    m = fit(cls(**train_kw(max_epochs=8, patience=8, batch_size=32, lr=1e-2), **kw), c, train, valid)
+    err = np.sqrt(np.mean((predict(m, c, test) - y) ** 2))
+    assert np.isfinite(err) and m.curve_.epochs == 8 and not m.curve_.stopped_early
+    assert min(m.curve_.train_loss[1:]) < m.curve_.train_loss[0]
     if cls in (SEMA, SEMAX, TransNetsExt):  # have user factors: must beat the global mean on a user-bias signal
         assert err < base
 
 
 def test_early_stopping_restores_best_epoch():
     c = make_corpus(n=300, seed=5)
-    m = SEMA(dim=4, epochs=6, patience=1, lr=5e-2, seed=0).fit(c, np.arange(200), np.arange(200, 240))
-    rmses = [h["valid_rmse"] for h in m.history_]
-    assert m.best_epoch_ == int(np.argmin(rmses)) + 1
-    pred = m.predict(c, np.arange(200, 240))
+    m = fit(SEMA(dim=4, **train_kw(max_epochs=6, patience=1, lr=5e-2)), c, np.arange(200), np.arange(200, 240))
+    rmses = m.curve_.valid
+    assert m.curve_.best_epoch == m.curve_.valid_epochs[int(np.argmin(rmses))]
+    pred = predict(m, c, np.arange(200, 240))
     assert np.sqrt(np.mean((pred - c.ratings[200:240]) ** 2)) == pytest.approx(min(rmses), rel=1e-5)
 
 
 def test_seeded_training_is_deterministic():
     c = make_corpus()
-    p1 = SEMAX(dim=4, epochs=1, seed=3).fit(c, np.arange(100)).predict(c, np.arange(100, 160))
-    p2 = SEMAX(dim=4, epochs=1, seed=3).fit(c, np.arange(100)).predict(c, np.arange(100, 160))
+    p1 = predict(fit(SEMAX(dim=4, beta=0.4, lam=1.0, **train_kw(seed=3)), c, np.arange(100)), c, np.arange(100, 160))
+    p2 = predict(fit(SEMAX(dim=4, beta=0.4, lam=1.0, **train_kw(seed=3)), c, np.arange(100)), c, np.arange(100, 160))
     np.testing.assert_allclose(p1, p2, atol=1e-6)
 
 
 def test_predict_before_fit_is_an_error():
     with pytest.raises(RuntimeError, match="fit"):
-        SEMA().predict(make_corpus(), np.arange(3))
+        predict(SEMA(dim=4, **train_kw()), make_corpus(), np.arange(3))
+
+
+def test_transnets_rating_loss_choice():
+    m = TransNets(**train_kw(), **TN)
+    target, pred = torch.tensor([1.0, 5.0, 5.0]), torch.tensor([4.0, 4.0, 4.0])
+    assert m._rating_error(target, pred).item() == pytest.approx((9 + 1 + 1) / 3)
+    m.rating_loss = "l1"
+    assert m._rating_error(target, pred).item() == pytest.approx((3 + 1 + 1) / 3)
+    with pytest.raises(ValueError, match="rating_loss"):
+        TransNets(**train_kw(), **{**TN, "rating_loss": "huber"})
+
+
+def test_registry_builds_the_chapter_models_with_search_spaces():
+    for name, cls in (("SEMA", SEMA), ("SEMAX", SEMAX), ("DeepCoNN", DeepCoNN), ("TransNets", TransNets),
+                      ("TransNets-Ext", TransNetsExt)):
+        e = entry(name)
+        assert e.role == RATING and e.factory is cls and e.search_space and e.source

@@ -2,7 +2,8 @@
 
 * :func:`kfold`: k-fold cross-validation over rows (MT).
 * :func:`temporal_split`: earliest ``frac`` of rows train, the rest test (SEMAX); :func:`n_before`
-  cuts each row's history to the reviews strictly before it.
+  cuts each row's history to the reviews strictly before it; :func:`temporal_parts` also carves
+  the latest part of the training period off as a validation split.
 * :func:`warm_start_folds` / :func:`cold_start_folds`: Wang & Blei (2011) in-matrix and
   out-of-matrix 5-fold protocols (Ask the GRU).
 * :func:`per_user_holdout` + :func:`sample_candidates`: per-user 4:1 split ranked among 100
@@ -34,6 +35,26 @@ def temporal_split(times: Sequence[float], frac: float = 0.8) -> tuple[np.ndarra
     order = np.argsort(times, kind="stable")
     cut = int(round(frac * len(times)))
     return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def temporal_parts(times: Sequence[float], train_frac: float, valid_frac: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split time-sorted rows into fit / validation / test index arrays.
+
+    The earliest ``train_frac`` of the rows form the training period and the rest the test period
+    (SEMAX, Sec. IV-A1); the latest ``valid_frac`` of the training period is the validation split,
+    so validation, like the test, lies in the future of every row a model fits on.
+    ``times`` must be sorted ascending.
+    """
+    times = np.asarray(times)
+    if np.any(np.diff(times) < 0):
+        raise ValueError("temporal_parts needs rows sorted by time")
+    n = len(times)
+    n_train = int(round(train_frac * n))
+    n_valid = int(round(valid_frac * n_train))
+    if n_train - n_valid < 1 or n - n_train < 1:
+        raise ValueError(f"{n} rows are too few for train_frac={train_frac}, valid_frac={valid_frac}")
+    idx = np.arange(n)
+    return idx[: n_train - n_valid], idx[n_train - n_valid: n_train], idx[n_train:]
 
 
 def n_before(keys: Sequence, times: Sequence[float]) -> np.ndarray:

@@ -1,25 +1,25 @@
 """The common fit/predict loop of the chapter's neural rating models.
 
-All models share one protocol: mini-batch training on the training reviews with Adam, ratings
-centred on the training mean (a fixed output bias, so that every model starts from the mean
-rating), early stopping on the RMSE of a validation split carved from the training period, and
+All models share one protocol: mini-batch training on the training reviews with Adam through
+:class:`xrec_core.training.Trainer` (early stopping on the RMSE of a validation split carved from
+the training period, best state kept, learning curve returned), ratings centred on the training
+mean (a fixed output offset, so that every model starts from the global mean rating), and
 prediction from the user's and item's *earlier* reviews only (:class:`ReviewBatch`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from ...progress import tqdm
 
 from ...device import pick_device, set_seed
-from .._early_stopping import EarlyStopping
-from .inputs import ReviewCorpus
+from ...training import LearningCurve, Trainer
+from .inputs import ReviewCorpus, ReviewSet
 
 log = logging.getLogger(__name__)
 
@@ -89,35 +89,39 @@ class ReviewBatch:
 class NeuralRatingModel:
     """Base class: subclasses build ``self.net`` in :meth:`_build` and define the loss and the prediction.
 
+    Every argument is required: the chapter's config (:class:`xrec_core.experiments.semax.SemaxConfig`)
+    is the one place that holds their values.
+
     Parameters
     ----------
     lr : float
         Adam learning rate.
     batch_size : int
-    epochs : int
-        Maximum number of passes over the training reviews.
+    max_epochs : int
+        Cap on passes over the training reviews (training normally ends by ``patience``).
     patience : int
-        Stop after this many epochs without a better validation RMSE (needs ``valid_idx``).
+        Stop after this many epochs without a better validation RMSE.
     weight_decay : float
+        L2 penalty of Adam.
     seed : int
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     progress : bool
-        Show a tqdm bar per epoch.
+        Show a progress bar over epochs.
     """
 
     #: whether training batches carry the target review (related task / target network).
     uses_target_text = False
     name = "model"
 
-    def __init__(self, *, lr: float = 1e-3, batch_size: int = 64, epochs: int = 20, patience: int = 2,
-                 weight_decay: float = 0.0, seed: int = 0, device: str = "auto", progress: bool = False) -> None:
-        if batch_size < 1 or epochs < 1:
-            raise ValueError(f"batch_size and epochs must be >= 1, got {batch_size}, {epochs}")
-        self.lr, self.batch_size, self.epochs, self.patience = lr, batch_size, epochs, patience
+    def __init__(self, *, lr: float, batch_size: int, max_epochs: int, patience: int, weight_decay: float, seed: int,
+                 device: str, progress: bool = False) -> None:
+        if batch_size < 1 or max_epochs < 1 or patience < 1:
+            raise ValueError(f"batch_size, max_epochs and patience must be >= 1, got {batch_size}, {max_epochs}, {patience}")
+        self.lr, self.batch_size, self.max_epochs, self.patience = lr, batch_size, max_epochs, patience
         self.weight_decay, self.seed, self.device, self.progress = weight_decay, seed, device, progress
         self.net: nn.Module | None = None
-        self.history_: list[dict[str, float]] = []
+        self.curve_: LearningCurve | None = None
 
     # -- to implement
     def _build(self, corpus: ReviewCorpus) -> nn.Module:
@@ -131,66 +135,60 @@ class NeuralRatingModel:
         """Centred rating predictions ``(B,)`` from the histories only (no target review)."""
         raise NotImplementedError
 
-    # -- optimisation (TransNets overrides these for its three-step update)
-    def _make_optimizers(self) -> None:
-        self._opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    # -- optimisation (TransNets overrides both for its three-step update)
+    def _make_optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer the trainer steps; ``None`` when :meth:`_train_step` steps its own."""
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
-    def _train_step(self, batch: ReviewBatch) -> float:
-        self._opt.zero_grad()
-        loss = self._loss(batch, batch.ratings - self.mu_)
-        loss.backward()
-        self._opt.step()
-        return float(loss.detach())
+    def _train_step(self, batch: ReviewBatch) -> torch.Tensor | float:
+        return self._loss(batch, batch.ratings - self.mu_)
 
     # -- public API
-    def fit(self, corpus: ReviewCorpus, train_idx: np.ndarray, valid_idx: np.ndarray | None = None) -> "NeuralRatingModel":
-        """Train on the reviews ``train_idx`` of ``corpus``; early-stop on ``valid_idx`` when given."""
-        train_idx = np.asarray(train_idx, dtype=np.int64)
-        if train_idx.size == 0:
-            raise ValueError(f"{self.name}: empty training set")
+    def fit(self, train: ReviewSet, valid: ReviewSet,
+            on_epoch: Callable[[int, float], None] | None = None) -> "NeuralRatingModel":
+        """Train on the reviews of ``train`` until the RMSE on ``valid`` stops improving; keep the best state.
+
+        ``on_epoch(epoch, valid_rmse)`` is called after every validation (a tuning trial's pruning hook).
+        """
+        if len(train.idx) == 0 or len(valid.idx) == 0:
+            raise ValueError(f"{self.name}: empty training or validation set")
+        corpus = train.corpus
         set_seed(self.seed)
         self.device_ = pick_device(self.device)
-        self.mu_ = float(corpus.ratings[train_idx].mean())
+        self.mu_ = float(corpus.ratings[train.idx].mean())
         self.pad_id_ = corpus.pad_id
         self.net = self._build(corpus).to(self.device_)
-        self._make_optimizers()
+        optimizer = self._make_optimizer()
         rng = np.random.default_rng(self.seed)
-        stopper = EarlyStopping(self.patience, min_delta=1e-6)
-        self.history_, n_seen, t_train = [], 0, 0.0
-        for epoch in range(1, self.epochs + 1):
-            self.net.train()
-            order = rng.permutation(train_idx)
-            losses = []
-            t0 = time.perf_counter()
-            for start in tqdm(range(0, len(order), self.batch_size), desc=f"{self.name} epoch {epoch}",
-                              disable=not self.progress, leave=False):
-                idx = order[start:start + self.batch_size]
-                losses.append(self._train_step(ReviewBatch.make(corpus, idx, self.device_, with_target=self.uses_target_text)))
-            t_train += time.perf_counter() - t0
-            n_seen += len(order)
-            entry = {"epoch": epoch, "train_loss": float(np.mean(losses))}
-            if valid_idx is not None and len(valid_idx):
-                err = self.predict(corpus, valid_idx) - corpus.ratings[valid_idx]
-                entry["valid_rmse"] = float(np.sqrt(np.mean(err ** 2)))
-            self.history_.append(entry)
-            log.info("%s seed %d %s", self.name, self.seed, entry)
-            if "valid_rmse" in entry and stopper.step(entry["valid_rmse"], self.net):
-                break
-        stopper.restore(self.net)
-        self.best_epoch_ = (int(np.argmin([h.get("valid_rmse", np.inf) for h in self.history_]) + 1)
-                            if stopper.improved_once else len(self.history_))
-        self.train_examples_per_s_ = n_seen / max(t_train, 1e-9)
+        y_valid = valid.corpus.ratings[valid.idx].astype(np.float64)
+
+        def batches(epoch: int):
+            order = rng.permutation(train.idx)
+            for start in range(0, len(order), self.batch_size):
+                yield ReviewBatch.make(corpus, order[start:start + self.batch_size], self.device_,
+                                       with_target=self.uses_target_text)
+
+        def validate() -> float:
+            return float(np.sqrt(np.mean((self.predict(valid) - y_valid) ** 2)))
+
+        trainer = Trainer(max_epochs=self.max_epochs, patience=self.patience, mode="min", min_delta=1e-6,
+                          device=self.device_, valid_metric="validation RMSE", progress=self.progress,
+                          desc=f"{self.name} seed {self.seed}")
+        self.curve_ = trainer.fit(self.net, batches=batches, step=self._train_step, validate=validate,
+                                  optimizer=optimizer, on_epoch=on_epoch)
         return self
 
     @torch.no_grad()
-    def predict(self, corpus: ReviewCorpus, idx: np.ndarray) -> np.ndarray:
-        """Predicted ratings of the reviews ``idx`` from their earlier reviews only."""
+    def predict(self, reviews: ReviewSet) -> np.ndarray:
+        """Predicted ratings of ``reviews`` from their earlier reviews only."""
         if self.net is None:
             raise RuntimeError(f"{self.name}: call fit() before predict()")
-        idx = np.asarray(idx, dtype=np.int64)
+        idx = np.asarray(reviews.idx, dtype=np.int64)
+        was_training = self.net.training
         self.net.eval()
         out = []
         for start in range(0, len(idx), 4 * self.batch_size):
-            batch = ReviewBatch.make(corpus, idx[start:start + 4 * self.batch_size], self.device_, with_target=False)
+            batch = ReviewBatch.make(reviews.corpus, idx[start:start + 4 * self.batch_size], self.device_, with_target=False)
             out.append(self._predict_batch(batch).float().cpu().numpy())
-        return (np.concatenate(out) if out else np.empty(0)) + self.mu_
+        self.net.train(was_training)
+        return (np.concatenate(out) if out else np.empty(0)).astype(np.float64) + self.mu_

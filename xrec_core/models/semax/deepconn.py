@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...search_space import Float, Int, LogFloat
+from ..registry import RATING, register
 from .base import NeuralRatingModel, ReviewBatch
 from .inputs import ReviewCorpus
 from .layers import FactorizationMachine, TextCNN
@@ -34,6 +36,12 @@ class DeepCoNNNet(nn.Module):
         return self.fm(torch.cat([x_u, y_i], dim=-1))  # (B,)
 
 
+#: what the tuning of DeepCoNN and TransNets explores
+CNN_SPACE = {"n_filters": Int(16, 128, log=True), "latent": Int(8, 64, log=True), "dropout": Float(0.0, 0.5),
+             "lr": LogFloat(1e-4, 1e-2), "weight_decay": LogFloat(1e-8, 1e-3)}
+
+
+@register("DeepCoNN", role=RATING, search_space=CNN_SPACE, source="Zheng, Noroozi & Yu, WSDM 2017")
 class DeepCoNN(NeuralRatingModel):
     """DeepCoNN on the histories of the user and the item.
 
@@ -56,8 +64,8 @@ class DeepCoNN(NeuralRatingModel):
 
     name = "DeepCoNN"
 
-    def __init__(self, *, emb_dim: int = 64, n_filters: int = 100, window: int = 3, latent: int = 50, fm_k: int = 8,
-                 dropout: float = 0.5, **kwargs) -> None:
+    def __init__(self, *, emb_dim: int, n_filters: int, window: int, latent: int, fm_k: int, dropout: float,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.emb_dim, self.n_filters, self.window, self.latent, self.fm_k, self.dropout = emb_dim, n_filters, window, latent, fm_k, dropout
 

@@ -131,3 +131,22 @@ class ReviewCorpus:
     def history_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Number of (kept) earlier reviews of every review's user and item."""
         return (self.user_hist >= 0).sum(1), (self.item_hist >= 0).sum(1)
+
+
+@dataclass(frozen=True)
+class ReviewSet:
+    """The reviews ``idx`` of a :class:`ReviewCorpus`: what the chapter's models fit on and predict.
+
+    A model reads, for every review of ``idx``, its user, item, rating, the user's and the item's
+    earlier reviews (histories) and, for training only, the review's own text.
+    """
+
+    corpus: ReviewCorpus
+    idx: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    @property
+    def ratings(self) -> np.ndarray:
+        return self.corpus.ratings[self.idx].astype(np.float64)

@@ -83,7 +83,10 @@ class TextCNN(nn.Module):
     """The CNN text processor of DeepCoNN / TransNets: conv, ReLU, max-pool over time, FC, tanh.
 
     Positions whose window starts on padding are excluded from the max-pool; an all-padding text
-    (an empty history) pools to zeros.
+    (an empty history) pools to zeros. Not :class:`xrec_core.models.convmf.TextCNN`: that is Kim's
+    ConvMF encoder (windows 3/4/5, its own embedding table, a 200-unit hidden layer, no padding
+    mask), while DeepCoNN and TransNets use one window, a shared embedding table and a max-pool
+    that must skip the padding inside concatenated history documents.
     """
 
     def __init__(self, emb_dim: int, n_filters: int, window: int, out_dim: int, dropout: float = 0.0) -> None:

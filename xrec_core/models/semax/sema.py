@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...search_space import Int, LogFloat
+from ..registry import RATING, register
 from .base import NeuralRatingModel, ReviewBatch
 from .inputs import ReviewCorpus
 from .layers import SequenceLSTM, UserItemAttention, WordLSTM, gather_sequence
@@ -75,6 +77,12 @@ class SEMANet(nn.Module):
         return self.text_out(z_y).squeeze(-1), z_y, alpha  # Eq. 11
 
 
+#: what the tuning of SEMA and SEMAX explores (Table 2 of the paper, its hyper-parameters, is missing from our text)
+SEMA_SPACE = {"dim": Int(8, 128, log=True), "lr": LogFloat(1e-4, 1e-2), "weight_decay": LogFloat(1e-8, 1e-3)}
+
+
+@register("SEMA", role=RATING, search_space=SEMA_SPACE,
+          source="SEMAX paper, Sec. III-D (the recommendation task alone; the paper's ablation of SEMAX)")
 class SEMA(NeuralRatingModel):
     """SEMA: the recommendation task alone, trained on ``L1`` (Eq. 17).
 
@@ -88,7 +96,7 @@ class SEMA(NeuralRatingModel):
 
     name = "SEMA"
 
-    def __init__(self, *, dim: int = 64, **kwargs) -> None:
+    def __init__(self, *, dim: int, **kwargs) -> None:
         super().__init__(**kwargs)
         self.dim = dim
 
@@ -103,6 +111,9 @@ class SEMA(NeuralRatingModel):
         return self.net.recommend(batch)[0]
 
 
+@register("SEMAX", role=RATING,
+          search_space={**SEMA_SPACE, "lam": LogFloat(0.01, 10.0)},  # beta is Figure 6's sweep, not tuned
+          source="SEMAX paper, Sec. III (Eq. 20)")
 class SEMAX(SEMA):
     """SEMAX: SEMA plus the related task, trained on Eq. 20.
 
@@ -121,7 +132,7 @@ class SEMAX(SEMA):
     name = "SEMAX"
     uses_target_text = True
 
-    def __init__(self, *, dim: int = 64, beta: float = 0.4, lam: float = 1.0, **kwargs) -> None:
+    def __init__(self, *, dim: int, beta: float, lam: float, **kwargs) -> None:
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must lie in [0, 1], got {beta}")
         if lam < 0:
