@@ -53,9 +53,14 @@ def _likes(n_users: int, n_items: int, density: float, seed: int) -> sp.csr_matr
     return X
 
 
+@pytest.mark.parametrize("bitset", [True, False])
 @pytest.mark.parametrize("batch_size, seed, density", [(32, 0, 0.05), (7, 3, 0.3), (1, 1, 0.1), (1000, 2, 0.05)])
-def test_bpr_kernel_equals_the_numpy_minibatch_sgd(batch_size, seed, density):
+def test_bpr_kernel_equals_the_numpy_minibatch_sgd(batch_size, seed, density, bitset, monkeypatch):
+    from xrec_core.models import _bpr_kernel
     from xrec_core.models.ranking_baselines import BPR
+
+    if not bitset:  # the binary-search path of large matrices
+        monkeypatch.setattr(_bpr_kernel, "BITSET_MAX_BYTES", 0)
 
     # dense rows (density 0.3) force duplicate users/items inside a batch and negative resampling
     X = _likes(60, 40, density, seed)
@@ -70,7 +75,7 @@ def test_bpr_kernel_equals_the_numpy_minibatch_sgd(batch_size, seed, density):
 
 
 def test_bpr_negative_check_matches_the_sparse_lookup():
-    from xrec_core.models._bpr_kernel import is_liked
+    from xrec_core.models._bpr_kernel import is_liked, is_liked_bitset, liked_bitset
 
     X = _likes(30, 20, 0.4, 5)
     X.sort_indices()
@@ -81,6 +86,8 @@ def test_bpr_negative_check_matches_the_sparse_lookup():
     got = is_liked(X.indptr.astype(np.int64), X.indices.astype(np.int64), users, order, items, which)
     want = np.asarray(X[users[order[which]], items[which]]).ravel() > 0
     assert np.array_equal(got, want)
+    bits = liked_bitset(X.indptr.astype(np.int64), X.indices.astype(np.int64), 20)
+    assert np.array_equal(is_liked_bitset(bits, 20, users, order, items, which), want)
 
 
 # ---------------------------------------------------------------------------------------------- ALS

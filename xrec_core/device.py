@@ -1,4 +1,4 @@
-"""Device choice and seeding, shared by every chapter."""
+"""Device choice, seeding and thread limits (torch and BLAS), shared by every chapter."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def set_threads(n_threads: int | None) -> None:
 def thread_info() -> dict[str, object]:
     """Threads in use now: torch's intra-op threads and each BLAS/OpenMP pool's (threadpoolctl).
 
-    Returns ``{"torch": int | None, "blas": [{"api", "internal_api", "num_threads"}, ...]}``.
+    Returns ``{"torch": int | None, "blas": [{"user_api", "internal_api", "num_threads"}, ...]}``.
     """
     from threadpoolctl import threadpool_info
 

@@ -69,7 +69,7 @@ class BPR:
 
     def fit(self, interactions: sp.spmatrix) -> "BPR":
         """Train on a binary ``(n_users, n_items)`` interaction matrix (any nonzero counts as a like)."""
-        from ._bpr_kernel import bpr_epoch, is_liked
+        from . import _bpr_kernel as kern
 
         X = sp.csr_matrix(interactions)
         n_users, n_items = X.shape
@@ -81,13 +81,21 @@ class BPR:
         n = len(users)
         if n == 0:
             raise ValueError("BPR.fit: no interactions")
-        liked = X.copy()  # the pattern of positive entries, sorted column indices, for the negative check
-        liked.sum_duplicates()
-        liked.data = (liked.data > 0).astype(np.int8)
-        liked.eliminate_zeros()
-        liked.sort_indices()
-        indptr, indices = liked.indptr.astype(np.int64), liked.indices.astype(np.int64)
+        pattern = X.copy()  # the positive entries, sorted column indices, for the negative check
+        pattern.sum_duplicates()
+        pattern.data = (pattern.data > 0).astype(np.int8)
+        pattern.eliminate_zeros()
+        pattern.sort_indices()
+        indptr, indices = pattern.indptr.astype(np.int64), pattern.indices.astype(np.int64)
         users, pos = users.astype(np.int64), pos.astype(np.int64)
+        if n_users * n_items <= 8 * kern.BITSET_MAX_BYTES:  # one memory access per check instead of a binary search
+            bits = kern.liked_bitset(indptr, indices, n_items)
+
+            def liked(order: np.ndarray, negs: np.ndarray, which: np.ndarray) -> np.ndarray:
+                return kern.is_liked_bitset(bits, n_items, users, order, negs, which)
+        else:
+            def liked(order: np.ndarray, negs: np.ndarray, which: np.ndarray) -> np.ndarray:
+                return kern.is_liked(indptr, indices, users, order, negs, which)
         for _ in range(self.epochs):
             order = rng.permutation(n)  # (n,) visiting order of the positives
             negs = rng.integers(0, n_items, size=n)  # (n,)
@@ -95,11 +103,11 @@ class BPR:
             # a negative that passed a round is not checked again
             bad_at = np.arange(n)  # (m,) positions still to check, increasing
             for _r in range(3):
-                bad_at = bad_at[is_liked(indptr, indices, users, order, negs, bad_at)]
+                bad_at = bad_at[liked(order, negs, bad_at)]
                 if not len(bad_at):
                     break
                 negs[bad_at] = rng.integers(0, n_items, size=len(bad_at))
-            bpr_epoch(P, Q, b, users, pos, order, negs, float(self.lr), float(self.reg), int(self.batch_size))
+            kern.bpr_epoch(P, Q, b, users, pos, order, negs, float(self.lr), float(self.reg), int(self.batch_size))
         self.P_, self.Q_, self.b_ = P, Q, b
         return self
 

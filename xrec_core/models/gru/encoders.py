@@ -8,6 +8,8 @@ saliency of Sec. 4.3 can differentiate the rating with respect to the word embed
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -88,7 +90,10 @@ def _time_gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def _run_direction(x: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
     """One GRU direction (``[w_ih, w_hh, b_ih, b_hh]`` of an ``nn.GRU``) over ``x`` (n, W, D) from a zero state -> (n, W, H)."""
     h0 = x.new_zeros(1, x.shape[0], weights[1].shape[1])  # (1, n, H)
-    out, _ = torch.gru(x, h0, weights, True, 1, 0.0, False, False, True)  # same kernel nn.GRU calls
+    with warnings.catch_warnings():
+        # cuDNN copies one direction's weights into its own buffer at each call (cheap on a GPU) and says so
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        out, _ = torch.gru(x, h0, weights, True, 1, 0.0, False, False, True)  # same kernel nn.GRU calls
     return out
 
 
