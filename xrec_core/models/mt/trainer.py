@@ -406,9 +406,10 @@ class MultiTaskModel:
         t = self.train_idx
         self.mf.init(data.users[t], data.items[t], data.ratings[t], data.n_users, data.n_items)
 
-        def trainer(phase: str, metric: str, mode: str = "min", max_epochs: int | None = None) -> Trainer:
+        def trainer(phase: str, metric: str, mode: str = "min", max_epochs: int | None = None,
+                    min_delta: float = 0.0) -> Trainer:
             return Trainer(max_epochs=max_epochs or self.max_epochs, patience=self.patience, mode=mode,
-                           valid_metric=metric, device=self.device, progress=self.progress,
+                           min_delta=min_delta, valid_metric=metric, device=self.device, progress=self.progress,
                            desc=f"MT[{self.variant}] {phase}")
 
         self.curves = {}
@@ -428,7 +429,8 @@ class MultiTaskModel:
                     self, batches=lambda e: self._epoch_batches(self.g_steps, sweep=True), step=self.adversarial_round,
                     validate=self.valid_perplexity)
         self.U_text, self.V_text = self.text_features()
-        self.curves["rating (ALS)"] = trainer("ALS", "validation MSE", max_epochs=self.als_max_sweeps).fit(
+        # ALS creeps on by tiny steps once converged: an improvement must exceed 1e-4 in MSE
+        self.curves["rating (ALS)"] = trainer("ALS", "validation MSE", max_epochs=self.als_max_sweeps, min_delta=1e-4).fit(
             _FactorState(self.mf), batches=lambda e: [None], step=lambda _: self.mf.sweep(self.U_text, self.V_text),
             validate=self.valid_mse)
         return self
