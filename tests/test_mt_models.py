@@ -78,8 +78,9 @@ def test_uniform_decoder_perplexity_equals_vocabulary_size():
     tokens[:, 7:] = pad
     data = ReviewTensors(tokens, rng.integers(0, 5, 30), rng.integers(0, 4, 30), np.ones(30), 5, 4, vocab, pad, bos, eos)
     model = MultiTaskModel(5, 4, vocab, pad_id=pad, bos_id=bos, eos_id=eos, n_factors=4, emb_dim=6, hidden=5,
-                           n_epochs=0, final_sweeps=0, batch_size=8, max_len=8)
-    model.fit(data, np.arange(20))
+                           max_epochs=1, patience=1, t_steps=1, g_steps=0, d_steps=1, als_max_sweeps=1, batch_size=8,
+                           max_len=8)
+    model.fit(ReviewSplit(data, np.arange(18)), ReviewSplit(data, np.arange(18, 20)))
     for dec in model.decoders.values():
         with torch.no_grad():
             dec.out.weight.zero_()

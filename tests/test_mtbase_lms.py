@@ -144,7 +144,7 @@ def test_training_lowers_perplexity_and_conditioning_helps(data):
 
 def test_skipgram_window_averages_the_previous_inputs(data):
     vocab, (train, _, _), (test, _, _) = data
-    sg = SkipGramLM(vocab, dim=8, window=3, epochs=2, w2v_epochs=1, valid_frac=0.0).fit(train)
+    sg = SkipGramLM(vocab, dim=8, window=3, epochs=2, w2v_epochs=1).fit(train, valid=(test, None, None))
     inp = torch.tensor([[2, 5, 6, 7, 8]])
     feats = sg.net.features(inp)
     emb = sg.net.inp(inp)[0]

@@ -103,23 +103,30 @@ class MTConfig(ExperimentConfig):
     pmf_lr: float = 0.01
     ctr_lambda_u: float = 10.0
     ctr_lambda_v: float = 100.0
-    hft_reg: float = 0.1
+    hft_reg: float = 5.0
     hft_lambda_text: float = 0.1
     hft_epochs: int = 50
     convmf_lambda_u: float = 1.0
     convmf_lambda_v: float = 100.0
+    convmf_center: bool = True  # factorize ratings minus the training mean (the priors shrink toward it)
+    convmf_max_len: int = 300  # words read per item document
+    convmf_filters: int = 100
+    convmf_hidden: int = 200
+    convmf_cnn_epochs: int = 5  # CNN epochs per ALS iteration
 
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(folds_run=2, max_reviews=600, max_review_len=20, min_word_freq=2, max_vocab=800, n_factors=8,
                       emb_dim=16, hidden=24, disc_filters=8, max_epochs=2, patience=1, als_max_sweeps=5, t_steps=8,
                       g_steps=1, d_steps=2, batch_size=32, doc_sample=3, n_rollouts=1, rollout_stride=3,
                       gen_max_len=12, w2v_epochs=1, fig3_steps=6, fig3_eval_every=2, n_examples=3, lm_max_epochs=2,
-                      lm_emb_dim=16, lm_hidden=24, topic_k=4, baseline_epochs=3, hft_epochs=20),
+                      lm_emb_dim=16, lm_hidden=24, topic_k=4, baseline_epochs=3, hft_epochs=20, convmf_max_len=50,
+                      convmf_filters=8, convmf_hidden=16, convmf_cnn_epochs=1),
         "full": dict(folds_run=10, max_review_len=30, min_word_freq=3, max_vocab=3000, n_factors=16, emb_dim=32,
                      hidden=48, disc_filters=16, max_epochs=40, patience=3, t_steps=50, g_steps=2, d_steps=3,
                      batch_size=64, lr=5e-3, doc_sample=4, n_rollouts=1, rollout_stride=5, gen_max_len=25,
                      w2v_epochs=2, fig3_steps=60, fig3_eval_every=5, lm_max_epochs=40, lm_emb_dim=32, lm_hidden=48,
-                     topic_k=8, baseline_epochs=50),
+                     topic_k=8, baseline_epochs=50, convmf_max_len=100, convmf_filters=32, convmf_hidden=64,
+                     convmf_cnn_epochs=2),
         "paper": {},
     }
     DATASETS: ClassVar[tuple[str, ...]] = ("amazon2014-instruments", "amazon2018-allbeauty", "amazon2018-giftcards",
