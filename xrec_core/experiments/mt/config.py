@@ -100,7 +100,7 @@ class MTConfig(ExperimentConfig):
     pmf_k: int = 10
     pmf_lambda: float = 0.1  # lambda_u = lambda_v of PMF
     pmf_n_iter: int = 100
-    pmf_lr: float = 0.01
+    pmf_lr: float = 0.05
     ctr_lambda_u: float = 10.0
     ctr_lambda_v: float = 100.0
     hft_reg: float = 5.0
