@@ -21,6 +21,8 @@ SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 
 os.environ.setdefault("XREC_DATA", str(SHARED_DATA))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# tests run from work trees being edited and write only temporary records; the guard's own tests unset it
+os.environ.setdefault("XREC_ALLOW_DIRTY", "1")
 
 
 @pytest.fixture(scope="session")

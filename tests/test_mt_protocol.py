@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from xrec_core.config import ConfigError
+from xrec_core.data.sources import datasets_with
 from xrec_core.experiments import mt
 from xrec_core.experiments.mt import protocol
 from xrec_core.records import RunRecorder
@@ -23,7 +24,7 @@ def test_config_scales_datasets_and_errors():
     assert mt.MTConfig.from_scale("paper", dataset="yelp2013").paper_dataset == "yelp2013"
     for name in ("yelp2013", "yelp2014", "amazon2014-electronics", "amazon2014-videogames", "amazon2014-grocery",
                  "amazon2018-allbeauty", "amazon2018-giftcards"):
-        assert name in mt.MTConfig.DATASETS
+        assert name in datasets_with(mt.MTConfig.REQUIRES)
     full = mt.MTConfig.from_scale("full")
     assert full.max_epochs >= 20 and full.lm_max_epochs >= 20  # early stopping ends training, not a small cap
     with pytest.raises(ConfigError, match="Unknown dataset"):

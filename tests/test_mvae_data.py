@@ -124,8 +124,8 @@ def test_config_scales_and_errors():
     assert 2 * full.d_model // 2 ** (full.n_rd + full.n_rs) == 12
     with pytest.raises(ConfigError, match="Unknown model"):
         mvae.MVAEConfig.from_scale("smoke", models="MVAE,GPT9")
-    with pytest.raises(ConfigError, match="Unknown dataset"):
-        mvae.MVAEConfig.from_scale("smoke", dataset="yelp2013")
+    with pytest.raises(ConfigError, match="needs rating .*text .*which dataset 'citeulike-a' lacks"):
+        mvae.MVAEConfig.from_scale("smoke", dataset="citeulike-a")
 
 
 def test_peter_files_with_index_splits_and_sparse_filter(fixtures_dir):

@@ -4,6 +4,12 @@ Each paper's config subclasses :class:`ExperimentConfig`, sets its fields' defau
 paper's values (``scale="paper"``) and lists the overrides of its other scales in
 ``SCALES``. ``from_scale`` builds a config and rejects unknown names with a one-line error
 that lists the valid ones.
+
+Which datasets a chapter reads follows from what they hold: a chapter declares the fields it
+needs in ``REQUIRES`` (``rating``, ``text``, ``time``, ``tags``, ``item_text``, ``tuples``; ``"a|b"``
+for either), and ``validate`` names the field a dataset lacks. ``dataset`` may be a registry name,
+an Amazon file added to the data layout or a path to a review file (see :mod:`xrec_core.data.sources`);
+``from_scale`` stores its canonical name (never an absolute path).
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ class ExperimentConfig:
     n_threads: int = 0
     data_dir: str = ""
     results_dir: str = ""
+    #: trials of each model's hyperparameter study (:func:`xrec_core.tuning.tune`); the paper's
+    #: models and the baselines get the same budget. A chapter's ``SCALES`` size it per scale.
+    tune_trials: int = 50
 
     #: ``{scale: {field: value}}`` applied on top of the paper defaults.
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
-    #: datasets this paper's notebook accepts (registry names, see :mod:`xrec_core.data.registry`).
-    DATASETS: ClassVar[tuple[str, ...]] = ()
+    #: fields a dataset must hold for this chapter (``"a|b"``: either); see :mod:`xrec_core.data.sources`.
+    REQUIRES: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -52,15 +61,48 @@ class ExperimentConfig:
         values = {**cls.SCALES[scale], **{k: v for k, v in overrides.items() if v is not None}}
         values["scale"] = scale
         cfg = cls(**values)
+        cfg.dataset = check_dataset(cls, cfg.dataset, cfg.data_dir or None)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
         """Check values; subclasses extend it (call ``super().validate()``)."""
-        if self.DATASETS and self.dataset not in self.DATASETS:
-            raise ConfigError(f"Unknown dataset {self.dataset!r} for {type(self).__name__}; valid: {', '.join(self.DATASETS)}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_dataset(cfg_cls: type[ExperimentConfig], dataset: str, data_dir: str | None = None) -> str:
+    """The canonical name of ``dataset`` after checking that it holds the fields ``cfg_cls.REQUIRES``
+    (returned unchanged by a config that requires nothing).
+
+    A registry dataset is checked without reading data. Anything else (an Amazon file added to the
+    layout, a path, a review table) is resolved in the data folder, so that an unknown name, format
+    or column map fails here with its one-line error; without a data folder configured, that check
+    is left to the loading of the data.
+
+    Raises
+    ------
+    ConfigError
+        naming the field(s) the dataset lacks, or why it cannot be used.
+    """
+    from .data.sources import datasets_with, describe_fields, fields_of, missing_fields, resolve
+    from .paths import DataRootNotSet
+
+    if not cfg_cls.REQUIRES:
+        return dataset
+    fields, name = fields_of(dataset), dataset
+    if fields is None or "#" in dataset:
+        try:
+            source = resolve(dataset, data_dir)
+        except DataRootNotSet:
+            return dataset
+        fields, name = source.fields, source.name
+    lacking = missing_fields(fields, cfg_cls.REQUIRES)
+    if lacking:
+        raise ConfigError(f"{cfg_cls.__name__} needs {describe_fields(lacking)}, which dataset {name!r} lacks (it holds "
+                          f"{', '.join(fields) or 'no such field'}); registry datasets with them: "
+                          f"{', '.join(datasets_with(cfg_cls.REQUIRES))}")
+    return name

@@ -10,12 +10,19 @@ from typing import Any
 
 import pandas as pd
 
+from .data.registry import is_registry_dataset
 from .papers import PAPERS
 from .paths import REPO_ROOT
 from .records import artifact_path, load_records
 from .reference import compare, load_reference
 
 COMMITTED_RESULTS = REPO_ROOT / "results"
+RESULT_COLUMNS = ["table", "dataset", "paper_dataset", "model", "metric", "paper_value", "ours", "spread", "n", "interval",
+                  "gap", "verdict", "health", "scale", "record"]
+#: what a claim of a record without health checks counts as: judged before the book checked that its models learned
+PREDATES_HEALTH = "record predates the training-health checks (rerun pending); as recorded then: "
+#: verdict of the rows of runs on a user's own data (not a registry dataset): listed, never compared with a paper
+VERDICT_YOUR_DATA = "your data"
 #: scales in increasing order of fidelity; the scorecard shows the highest one per run.
 SCALE_ORDER = ("smoke", "full", "paper")
 
@@ -31,11 +38,9 @@ def committed_results(paper_key: str, *, root: str | Path | None = None) -> pd.D
     """Paper-vs-ours rows of the committed non-smoke records of one chapter (empty if none yet)."""
     records = committed_records(paper_key, root=root)
     if not records:
-        return pd.DataFrame(columns=["table", "dataset", "paper_dataset", "model", "metric", "paper_value",
-                                     "ours", "spread", "n", "gap", "verdict", "scale", "record"])
+        return pd.DataFrame(columns=RESULT_COLUMNS)
     df = compare(records)
-    cols = ["table", "dataset", "paper_dataset", "model", "metric", "paper_value", "ours", "spread", "n", "gap",
-            "verdict", "scale", "record"]
+    cols = RESULT_COLUMNS
     return df[cols].sort_values(["table", "dataset", "metric", "model"]).reset_index(drop=True)
 
 
@@ -93,10 +98,14 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
     harness have their own pages). Rows the paper reports but no run produced appear with
     verdict ``not run`` so that gaps in coverage are visible, or ``not testable here`` when the
     paper's dataset is among ``absent`` (datasets whose files are not available to the build).
+    Runs on data outside the registry (a user's files) are listed with verdict ``your data`` and
+    never compared with a paper.
     """
     if records is None:
         records = load_records(root or COMMITTED_RESULTS)
     records = _best_scale(r for r in records if r.get("paper") in PAPERS)
+    yours = your_data_rows([r for r in records if not is_registry_dataset(r["dataset"])])
+    records = [r for r in records if is_registry_dataset(r["dataset"])]
     ref = load_reference()
     ours = compare(records, ref) if records else pd.DataFrame()
     covered = set()
@@ -104,8 +113,8 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
         covered = set(zip(ours["paper"], ours["table"], ours["paper_dataset"], ours["model"], ours["metric"]))
     missing = [
         {"paper": r.paper, "table": r.table, "dataset": "", "paper_dataset": r.dataset, "model": r.model,
-         "metric": r.metric, "ours": float("nan"), "spread": float("nan"), "n": 0, "paper_value": r.value,
-         "gap": float("nan"), "rel_gap": float("nan"),
+         "metric": r.metric, "ours": float("nan"), "spread": float("nan"), "n": 0, "interval": "", "paper_value": r.value,
+         "gap": float("nan"), "rel_gap": float("nan"), "health": "",
          "verdict": "not run", "scale": "", "seed": None, "record": ""}
         for r in ref.itertuples(index=False)
         if (r.paper, r.table, r.dataset, r.model, r.metric) not in covered
@@ -116,7 +125,8 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
     for row in missing:
         if (row["paper"], row["table"]) in tables_run or row["paper_dataset"] in (absent or set()):
             row["verdict"] = "not testable here"
-    df = pd.concat([ours, pd.DataFrame(missing)], ignore_index=True) if missing else ours
+    parts = [part for part in (ours, pd.DataFrame(missing), yours) if not part.empty]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if df.empty:
         return df
     order = {k: i for i, k in enumerate(PAPERS)}
@@ -124,8 +134,22 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
     return df.sort_values(["_order", "table", "paper_dataset", "dataset", "metric", "model"]).drop(columns="_order").reset_index(drop=True)
 
 
+def your_data_rows(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Scorecard rows of runs on a user's own data: our numbers only, verdict ``your data``, no paper comparison."""
+    rows = [
+        {"paper": r["paper"], "table": m["table"], "dataset": m["dataset"], "paper_dataset": "", "model": m["model"],
+         "metric": m["metric"], "ours": m["value"], "spread": m.get("std"), "n": m.get("n", 1),
+         "paper_value": float("nan"), "gap": float("nan"), "rel_gap": float("nan"), "verdict": VERDICT_YOUR_DATA,
+         "scale": r["scale"], "seed": r["seed"], "record": Path(r.get("_path", "")).name}
+        for r in records for m in r.get("metrics", [])
+    ]
+    return pd.DataFrame(rows)
+
+
 def verdict_summary(card: pd.DataFrame) -> pd.DataFrame:
-    """Counts of verdicts per paper (the one-glance view)."""
+    """Counts of verdicts per paper (the one-glance view; runs on your data are not verdicts)."""
+    if not card.empty:
+        card = card[card["verdict"] != VERDICT_YOUR_DATA]
     if card.empty:
         return pd.DataFrame()
     return card.pivot_table(index="paper", columns="verdict", values="metric", aggfunc="count", fill_value=0)
@@ -138,7 +162,10 @@ def glance_markdown(card: pd.DataFrame, claims: pd.DataFrame) -> str:
     verdicts = verdict_summary(card)
     table = verdicts.reindex([k for k in PAPERS if k in verdicts.index])
     if not claims.empty:
-        held = claims.pivot_table(index="paper", columns="holds", values="claim", aggfunc="count", fill_value=0)
+        from .claims import VERDICTS
+
+        held = claims.pivot_table(index="paper", columns="verdict", values="claim", aggfunc="count", fill_value=0)
+        held = held.reindex(columns=list(VERDICTS), fill_value=0)
         table = table.join(held.rename(columns=lambda c: f"claims: {c}"), how="left").fillna(0).astype(int)
     table.index.name = "paper"
     return _html_table(table.reset_index())
@@ -152,21 +179,42 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return html.escape(str(value))
 
 
+def claim_verdict(record: Mapping[str, Any], claim: Mapping[str, Any]) -> tuple[str, str]:
+    """A recorded claim's verdict and evidence as the book counts it.
+
+    Claims of a record without training-health checks are *untestable*: they were judged before the
+    book checked that the models behind them learned anything, so they are no finding either way
+    (the evidence keeps what was recorded then). Older records carry ``holds`` instead of ``verdict``.
+    """
+    recorded = claim.get("verdict") or {True: "holds", False: "fails", None: "untestable"}[claim.get("holds")]
+    if "health" not in record and record.get("scale") != "smoke":
+        return "untestable", f"{PREDATES_HEALTH}{recorded}; {claim.get('evidence', '')}"
+    return recorded, claim.get("evidence", "")
+
+
 def claims_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """The papers' qualitative claims as checked in each (highest-scale) run."""
-    rows = [
-        {"paper": r["paper"], "dataset": c.get("dataset") or r["dataset"], "scale": r["scale"], "claim": c["claim"],
-         "source": c["source"], "holds": {True: "yes", False: "no", None: "n/a"}[c["holds"]], "evidence": c.get("evidence", "")}
-        for r in _best_scale(r for r in records if r.get("paper") in PAPERS)
-        for c in r.get("claims", [])
-    ]
-    return pd.DataFrame(rows, columns=["paper", "dataset", "scale", "claim", "source", "holds", "evidence"])
+    """The papers' qualitative claims as checked in each (highest-scale) run: verdict and evidence."""
+    rows = []
+    for r in _best_scale(r for r in records if r.get("paper") in PAPERS):
+        for c in r.get("claims", []):
+            verdict, evidence = claim_verdict(r, c)
+            rows.append({"paper": r["paper"], "dataset": c.get("dataset") or r["dataset"], "scale": r["scale"],
+                         "claim": c["claim"], "source": c["source"], "verdict": verdict, "evidence": evidence})
+    return pd.DataFrame(rows, columns=["paper", "dataset", "scale", "claim", "source", "verdict", "evidence"])
+
+
+def health_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every training-health check of the (highest-scale) records: model, check, value, floor, pass."""
+    rows = [{"paper": r["paper"], **c} for r in _best_scale(r for r in records if r.get("paper") in PAPERS)
+            for c in r.get("health", [])]
+    return pd.DataFrame(rows, columns=["paper", "model", "dataset", "check", "value", "floor", "passed", "detail"])
 
 
 def scorecard_markdown(card: pd.DataFrame, claims: pd.DataFrame | None = None) -> str:
     """Render the scorecard as MyST markdown tables, one section per paper (numbers, then claims)."""
     if card.empty:
         return "No run records found under `results/` yet. Run `python -m xrec_core run all --scale smoke`.\n"
+    yours, card = card[card["verdict"] == VERDICT_YOUR_DATA], card[card["verdict"] != VERDICT_YOUR_DATA]
     parts = []
     summary = verdict_summary(card)
     parts.append("## At a glance\n\nNumber of published numbers per verdict (the highest scale run per dataset).\n")
@@ -176,13 +224,18 @@ def scorecard_markdown(card: pd.DataFrame, claims: pd.DataFrame | None = None) -
         if sub.empty:
             continue
         parts.append(f"\n## {paper.title}\n\n*{paper.citation}.* Chapter: {{doc}}`/book/chapters/{key}`\n")
-        cols = ["table", "paper_dataset", "dataset", "model", "metric", "paper_value", "ours", "spread", "n", "gap", "verdict", "scale"]
+        cols = ["table", "paper_dataset", "dataset", "model", "metric", "paper_value", "ours", "spread", "n", "interval", "gap",
+                "verdict", "health", "scale"]
         parts.append(_html_table(sub[cols]))
         if claims is not None and not claims.empty:
             sub_claims = claims[claims["paper"] == key]
             if not sub_claims.empty:
                 parts.append("\n**The paper's claims, checked on our runs**\n")
                 parts.append(_html_table(sub_claims.drop(columns="paper")))
+    if not yours.empty:
+        parts.append("\n## Your data\n\nRuns on data outside the registry (your own files): our numbers only, "
+                     "with no paper comparison.\n")
+        parts.append(_html_table(yours[["paper", "dataset", "table", "model", "metric", "ours", "spread", "n", "scale"]]))
     return "\n".join(parts) + "\n"
 
 

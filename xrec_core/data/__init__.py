@@ -1,8 +1,10 @@
-"""Data layer: the registry of every dataset the papers use and parsers of their real formats.
+"""Data layer: the registry of every dataset the papers use, parsers of their real formats and any review file.
 
 Data is found through one setting, ``$XREC_DATA`` (or ``data_dir=``); see
-:mod:`xrec_core.data.registry` for the files, checksums and download locations. Parsed data
-is cached in-process per (dataset, data folder), since several notebooks read the same files.
+:mod:`xrec_core.data.registry` for the files, checksums and download locations, and
+:mod:`xrec_core.data.sources` for what else a ``dataset`` may name (an Amazon file added to the
+layout, a path to a review file or table). Parsed data is cached in-process per (dataset, data
+folder, file versions), since several notebooks read the same files.
 """
 
 from __future__ import annotations
@@ -14,44 +16,100 @@ from pathlib import Path
 import pandas as pd
 
 from ..paths import DATA_ENV, data_root
-from .amazon import parse_amazon_json
 from .citeulike import CiteULikeData, build_citeulike
 from .errors import CorruptDataError, MissingDataError
 from .mter import MterData, build_mter
 from .peter import parse_reviews_pickle, read_index
-from .registry import DATASETS, DatasetSpec, check_dataset, dataset_files, get_spec, require, status
-from .yelp import parse_tang_ss, parse_yelp_open
+from .registry import DATASETS, DatasetSpec, check_dataset, get_spec, require, status
+from .sources import DataSource, DatasetError, resolve
+from .stream import ReviewFilter, amazon_batches, collect, frame_batches, table_batches, yelp_open_batches
+from .yelp import parse_tang_ss
 
 __all__ = [
-    "DATASETS", "CiteULikeData", "CorruptDataError", "DatasetSpec", "MissingDataError", "MterData", "check_dataset",
-    "dataset_files", "get_spec",
-    "load_citeulike", "load_mter", "load_peter", "load_reviews", "require", "status",
+    "DATASETS", "CiteULikeData", "CorruptDataError", "DataSource", "DatasetError", "DatasetSpec", "MissingDataError",
+    "MterData", "ReviewFilter", "check_dataset", "dataset_fields", "dataset_files", "get_spec",
+    "load_citeulike", "load_mter", "load_peter", "load_reviews", "require", "resolve", "status",
 ]
+
+#: files larger than this get a progress bar while they are read (``progress=None``)
+PROGRESS_MIN_BYTES = 64 << 20
+
+
+def _versions(files: tuple[Path, ...]) -> tuple[tuple[str, int, int], ...]:
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 @functools.lru_cache(maxsize=16)
-def _load_reviews_cached(name: str, root: str) -> pd.DataFrame:
-    spec = get_spec(name)
-    files = require(name, root)
-    if spec.kind == "amazon":
-        return parse_amazon_json(next(iter(files.values())))
-    if spec.kind == "yelp-ss":
-        parts = [parse_tang_ss(p) for p in files.values()]
-        df = pd.concat(parts, ignore_index=True)
+def _load_reviews_cached(name: str, root: str, versions: tuple[tuple[str, int, int], ...], progress: bool) -> pd.DataFrame:
+    source = resolve(name, root)
+    size = sum(v[1] for v in versions)
+    if source.spec is not None:
+        require(source.spec.name, root)  # verifies the registry's checksums
+    path = source.files[0]
+    if source.kind == "amazon":
+        batches = amazon_batches(path)
+    elif source.kind == "yelp-open":
+        batches = yelp_open_batches(path)
+    elif source.kind == "table":
+        batches = table_batches(path, source.table_format, source.columns)
+    elif source.kind == "yelp-ss":
+        # Tang's ``\t\t`` field separator is two characters, which pyarrow's CSV reader cannot split on;
+        # the files are small (tens of MB), so they are parsed line by line and filtered afterwards.
+        df = pd.concat([parse_tang_ss(p) for p in source.files], ignore_index=True)
         df["time"] = range(len(df))  # .ss files carry no timestamps: file order (train, dev, test)
-        return df
-    if spec.kind == "yelp-open":
-        return parse_yelp_open(next(iter(files.values())))
-    raise ValueError(f"{name} is a {spec.kind} dataset, not a review dataset; use load_{spec.kind.split('-')[0]}()")
+        batches = frame_batches(df, size)
+    else:  # peter: a pickled list of records, read by the restricted unpickler
+        df = _parse_pickle_cached(str(next(p for p in source.files if p.name == "reviews.pickle")))
+        df = df.assign(time=range(len(df)), summary="")
+        batches = frame_batches(df, size)
+    return collect(batches, source.filters, total_bytes=size, desc=f"reading {Path(path).name}", progress=progress)
 
 
-def load_reviews(name: str, data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def load_reviews(name: str, data_dir: str | os.PathLike | None = None, *, columns: dict[str, str] | None = None,
+                 filters: ReviewFilter | None = None, progress: bool | None = None) -> pd.DataFrame:
     """Reviews as a DataFrame ``user, item, rating, time, text, summary`` in file order.
 
-    For Amazon 2014/2018 JSON lines, Tang et al. Yelp ``.ss`` files and the Yelp Open Dataset.
-    A copy is returned, so callers may modify it.
+    Parameters
+    ----------
+    name : str
+        A registry name, the derived name of an Amazon file in the layout, or a path to a review file
+        (absolute or relative to the data folder) with optional ``#options``; see :mod:`xrec_core.data.sources`.
+        Amazon 2014/2018 and Yelp Open JSON lines, Tang ``.ss`` files, PETER ``reviews.pickle`` and review
+        tables (CSV, TSV, JSON lines, Parquet) are read.
+    columns : dict, optional
+        Column map of a review table (``{"user": ..., "item": ..., "rating": ..., "text": ...}``, optional
+        ``time``, ``tags``, ``item_text``); tables also carry ``tags`` and ``item_text`` columns when mapped.
+    filters : ReviewFilter, optional
+        k-core, per-user/per-item caps, date range, applied while the file is streamed.
+    progress : bool, optional
+        Progress bar while reading; default: for files over 64 MB.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy, so callers may modify it. ``time`` is unix seconds, or the position in the file when the
+        data has no times.
     """
-    return _load_reviews_cached(name, str(data_root(data_dir))).copy()
+    source = resolve(name, data_dir, columns=columns, filters=filters)
+    if not source.is_reviews:
+        raise DatasetError(f"{source.name} is a {source.kind} dataset, not a review dataset; "
+                           f"use load_{source.kind.split('-')[0]}()")
+    versions = _versions(source.files)
+    show = sum(v[1] for v in versions) > PROGRESS_MIN_BYTES if progress is None else progress
+    return _load_reviews_cached(source.name, str(data_root(data_dir)), versions, show).copy()
+
+
+def dataset_files(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The files a run of ``name`` reads (required + present optional ones, a table's YAML column map), for records."""
+    source = resolve(name, data_dir)
+    if source.spec is not None:
+        return list(require(source.spec.name, data_dir, verify=False, optional=True).values())
+    return list(source.files)
+
+
+def dataset_fields(name: str, data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """What ``name`` holds: ``rating``, ``text``, ``time``, ``tags``, ``item_text``, ``tuples`` (see the registry)."""
+    return resolve(name, data_dir).fields
 
 
 @functools.lru_cache(maxsize=8)

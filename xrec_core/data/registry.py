@@ -1,14 +1,20 @@
-"""The registry of every dataset the five papers use.
+"""The registry of every dataset the five papers use, and of the Amazon files a user adds.
 
 Each :class:`DatasetSpec` names the files a run reads (relative to the data root, the
 ``XREC_DATA`` folder), their SHA-256 checksums where known, the canonical download location and
 how to get it. :func:`require` resolves and verifies the files; a missing or corrupt file raises
 an error naming the file, its expected checksum and where to get it.
+
+Any other Amazon category file placed in the documented layout (``amazon2014/reviews_<Category>_5.json.gz``,
+``amazon2018/<Category>_5.json.gz``, gzipped or not) is found by :func:`discover_amazon` and usable
+under a derived name (``amazon2018/Magazine_Subscriptions_5.json.gz`` -> ``amazon2018-magazine-subscriptions``);
+having no registry checksum, it is "not verified".
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +28,22 @@ SNAP_2014 = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/rev
 UCSD_2018 = "https://jmcauley.ucsd.edu/data/amazon_v2/categoryFilesSmall/{cat}_5.json.gz"
 TANG_YELP = "http://ir.hit.edu.cn/~dytang/paper/acl2015/dataset.7z (Tang, Qin & Liu 2015 release, linked from https://github.com/thunlp/NSC)"
 PETER_DATA = "https://drive.google.com/drive/folders/1yB-EFuApAOJ0RzTI0VfZ0pignytguU0_ (linked from https://github.com/lileipisces/PETER)"
+
+#: what each kind of dataset holds: ``rating`` (star ratings), ``text`` (review text), ``time`` (review
+#: times), ``tags`` (item tags), ``item_text`` (a text per item) and ``tuples`` (feature-opinion tuples)
+KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "amazon": ("rating", "text", "time"),
+    "yelp-open": ("rating", "text", "time"),
+    "yelp-ss": ("rating", "text"),  # no timestamps: time is file order
+    "citeulike": ("tags", "item_text"),
+    "mter": ("rating", "tuples", "tags", "item_text"),
+    "peter": ("rating", "text", "tuples"),
+}
+#: kinds :func:`xrec_core.data.load_reviews` reads (the others have their own loaders)
+REVIEW_KINDS = ("amazon", "yelp-open", "yelp-ss", "peter")
+#: an Amazon category file in the layout: ``amazon2014/reviews_<Cat>_5.json[.gz]`` or ``amazon2018/<Cat>_5.json[.gz]``
+AMAZON_LAYOUT = re.compile(r"^(?P<year>amazon2014)/reviews_(?P<cat>[^/]+)_5\.json(\.gz)?$|"
+                           r"^(?P<year2>amazon2018)/(?P<cat2>[^/]+)_5\.json(\.gz)?$")
 
 
 @dataclass(frozen=True)
@@ -174,10 +196,63 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-def get_spec(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise KeyError(f"Unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name]
+def amazon_layout_name(rel: str) -> str | None:
+    """The dataset name of an Amazon category file at ``rel`` (relative to the data root), or None.
+
+    The registry's own name when the registry lists the file, else ``<folder>-<category>`` in lower
+    case with ``-`` for ``_`` (``amazon2018/Magazine_Subscriptions_5.json.gz`` -> ``amazon2018-magazine-subscriptions``).
+    """
+    match = AMAZON_LAYOUT.match(rel)
+    if not match:
+        return None
+    for spec in DATASETS.values():
+        if rel in spec.files:
+            return spec.name
+    year, cat = match.group("year") or match.group("year2"), match.group("cat") or match.group("cat2")
+    return f"{year}-{re.sub(r'[^a-z0-9]+', '-', cat.lower()).strip('-')}"
+
+
+def _amazon_user_spec(name: str, rel: str) -> DatasetSpec:
+    year = rel.split("/")[0]
+    cat = Path(rel).name.split(".json")[0].removeprefix("reviews_").removesuffix("_5")
+    url = (SNAP_2014 if year == "amazon2014" else UCSD_2018).format(cat=cat)
+    return DatasetSpec(
+        name=name, kind="amazon", papers=(),
+        description=f"{'Amazon 2014' if year == 'amazon2014' else 'Amazon 2018'} 5-core {cat.replace('_', ' ')} reviews "
+                    "(a file you added; not in the registry)",
+        files=(rel,), url=url, how_to_get=f"download {url} into $XREC_DATA/{year}/",
+    )
+
+
+def discover_amazon(data_dir: str | os.PathLike | None = None) -> dict[str, DatasetSpec]:
+    """Amazon category files in the layout that the registry does not list, by derived name (empty without a data folder)."""
+    try:
+        root = data_root(data_dir)
+    except (DataRootNotSet, FileNotFoundError):
+        return {}
+    found: dict[str, DatasetSpec] = {}
+    for folder in ("amazon2014", "amazon2018"):
+        for path in sorted((root / folder).glob("*.json*")):
+            rel = f"{folder}/{path.name}"
+            name = amazon_layout_name(rel)
+            if name and name not in DATASETS and name not in found and path.is_file():
+                found[name] = _amazon_user_spec(name, rel)
+    return found
+
+
+def is_registry_dataset(name: str) -> bool:
+    """Whether ``name`` is one of the registry's (the papers') datasets, as opposed to a user's data."""
+    return name in DATASETS
+
+
+def get_spec(name: str, data_dir: str | os.PathLike | None = None) -> DatasetSpec:
+    """The registry entry of ``name``, or of an Amazon file in the layout found under the data folder."""
+    if name in DATASETS:
+        return DATASETS[name]
+    found = discover_amazon(data_dir)
+    if name not in found:
+        raise KeyError(f"Unknown dataset {name!r}; valid: {', '.join([*DATASETS, *found])}")
+    return found[name]
 
 
 _HASH_CACHE: dict[tuple[str, int, float], str] = {}
@@ -202,7 +277,7 @@ def require(name: str, data_dir: str | os.PathLike | None = None, *, verify: boo
     CorruptDataError
         when a file's SHA-256 differs from the registry's.
     """
-    spec = get_spec(name)
+    spec = get_spec(name, data_dir)
     root = data_root(data_dir)
     out: dict[str, Path] = {}
     for rel in spec.files:
@@ -247,20 +322,27 @@ def dataset_files(name: str, data_dir: str | os.PathLike | None = None) -> list[
 
 
 def status(data_dir: str | os.PathLike | None = None, verify: bool = False) -> pd.DataFrame:
-    """One row per dataset: papers, present?, missing files, checksum check, where to get it."""
+    """One row per dataset: papers, present?, missing files, checksum check, where to get it.
+
+    Amazon files a user added to the layout follow the registry's datasets, with papers ``(your data)``
+    and checksums ``not verified`` (with their SHA-256 when ``verify``).
+    """
     root = data_root(data_dir)
     rows = []
-    for spec in DATASETS.values():
+    for spec in [*DATASETS.values(), *discover_amazon(root).values()]:
         missing = [rel for rel in spec.files if not (root / rel).is_file()]
         check = ""
-        if not missing and verify:
+        if not missing and not spec.sha256:
+            shown = verify and len(spec.files) == 1
+            check = "not verified" + (f" (sha256 {_hash(root / spec.files[0])})" if shown else "")
+        elif not missing and verify:
             bad = [rel for rel in spec.files if rel in spec.sha256 and _hash(root / rel) != spec.sha256[rel]]
             check = "ok" if not bad else "MISMATCH: " + ", ".join(bad)
         elif not missing:
-            check = "not checked (--verify)" if spec.sha256 else "no checksum recorded"
+            check = "not checked (--verify)"
         optional_missing = [rel for rel in spec.optional_files if not (root / rel).is_file()]
         rows.append({
-            "dataset": spec.name, "papers": ", ".join(spec.papers), "present": not missing,
+            "dataset": spec.name, "papers": ", ".join(spec.papers) or "(your data)", "present": not missing,
             "missing": ", ".join(Path(m).name for m in missing[:3]) + (" ..." if len(missing) > 3 else ""),
             "optional missing": ", ".join(Path(m).name for m in optional_missing),
             "checksums": check, "how to get": spec.how_to_get,

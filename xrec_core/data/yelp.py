@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from .amazon import REVIEW_COLUMNS
 from .errors import CorruptDataError
+from .stream import REVIEW_COLUMNS, collect, yelp_open_batches
 
 SENTENCE_SEPARATOR = "<sssss>"
 
@@ -41,17 +39,5 @@ def parse_tang_ss(path: str | Path) -> pd.DataFrame:
 
 
 def parse_yelp_open(path: str | Path) -> pd.DataFrame:
-    """Parse the Yelp Open Dataset ``review.json`` (JSON lines: user_id, business_id, stars, text, date)."""
-    path = Path(path)
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                when = dt.datetime.fromisoformat(r["date"]).replace(tzinfo=dt.timezone.utc)
-                rows.append((r["user_id"], r["business_id"], float(r["stars"]), int(when.timestamp()), r.get("text") or "", ""))
-            except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-                raise CorruptDataError(f"{path}: line {lineno} is not a Yelp review record ({exc})") from exc
-    return pd.DataFrame(rows, columns=REVIEW_COLUMNS)
+    """Parse the Yelp Open Dataset ``review.json`` (JSON lines: user_id, business_id, stars, text, date; dates in UTC)."""
+    return collect(yelp_open_batches(path), progress=False)

@@ -111,7 +111,7 @@ class GRUConfig(ExperimentConfig):
                      cbow_epochs=3),
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = ("mter-cellphones", "citeulike-t", "citeulike-a")
+    REQUIRES: ClassVar[tuple[str, ...]] = ("item_text", "tags")
 
     def validate(self) -> None:
         super().validate()
@@ -204,16 +204,35 @@ def _text_items(raw_texts: list[str], cfg: GRUConfig) -> tuple[np.ndarray, list[
 
 def load_data(cfg: GRUConfig) -> GRUData:
     """Load ``cfg.dataset`` through :mod:`xrec_core.data` and apply the paper's filters."""
-    from ..data import dataset_files, load_citeulike, load_mter
+    from ..data import dataset_files, load_citeulike, load_mter, load_reviews, resolve
 
     data_dir = cfg.data_dir or None
     files = list(dataset_files(cfg.dataset, data_dir))
-    if cfg.dataset == "mter-cellphones":
+    kind = resolve(cfg.dataset, data_dir).kind
+    if kind == "mter":
         return from_mter(load_mter(cfg.dataset, data_dir), cfg, files)
-    if cfg.dataset not in ("citeulike-t", "citeulike-a"):
-        raise ConfigError(f"Unknown dataset {cfg.dataset!r}; valid: {', '.join(GRUConfig.DATASETS)}")
-    d = load_citeulike(cfg.dataset, data_dir, min_user_likes=0, require_text=cfg.dataset == "citeulike-a")
-    return from_citeulike(d, cfg, files)
+    if kind == "citeulike":
+        d = load_citeulike(cfg.dataset, data_dir, min_user_likes=0, require_text=cfg.dataset == "citeulike-a")
+        return from_citeulike(d, cfg, files)
+    return from_reviews(load_reviews(cfg.dataset, data_dir), cfg, files)
+
+
+def from_reviews(df: pd.DataFrame, cfg: GRUConfig, files: list[Path] | tuple = ()) -> GRUData:
+    """A review table with item text: items with text are the documents, reviews the likes and the
+    ``tags`` column (comma-separated) the items' tags."""
+    df = df[df["item_text"].str.strip() != ""]
+    row_users = pd.factorize(df["user"])[0]
+    items, item_ids = pd.factorize(df["item"])
+    likes = _binary(row_users, items, (int(row_users.max()) + 1, len(item_ids)))
+    item_tags = [[t.strip() for t in str(tags).split(",") if t.strip()] for tags in df["tags"]]
+    tag_ids, tag_names = pd.factorize(pd.Series([t for ts in item_tags for t in ts], dtype=object))
+    tags = _binary(np.repeat(items, [len(ts) for ts in item_tags]), tag_ids, (len(item_ids), len(tag_names)))
+    users, kept, keep_tags = _filter(likes, tags, cfg)
+    first_text = df.groupby(items)["item_text"].first()
+    texts = [str(first_text[j]) for j in kept]
+    tokens, itos, sentences, bow = _text_items(texts, cfg)
+    return GRUData(cfg.dataset, likes[users][:, kept].tocsr(), tokens, itos, texts, tags[kept][:, keep_tags].tocsr(),
+                   [str(tag_names[t]) for t in keep_tags], bow, True, sentences, list(files))
 
 
 def from_mter(d: Any, cfg: GRUConfig, files: list[Path] | tuple = ()) -> GRUData:

@@ -117,8 +117,7 @@ class MVAEConfig(ExperimentConfig):
                  "fig4_epochs": 8, "fig4_bins": 40, "anneal_k": 0.01},
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = ("amazon2014-instruments", "amazon2018-allbeauty", "amazon2018-giftcards",
-                                           "peter-yelp", "peter-amazon-movies", "peter-tripadvisor")
+    REQUIRES: ClassVar[tuple[str, ...]] = ("rating", "text")
 
     def validate(self) -> None:
         super().validate()
@@ -456,7 +455,7 @@ def figure4(exp: ExplanationData, cfg: MVAEConfig, device: torch.device) -> dict
 # ============================================================================ aggregation
 def metric_rows(splits: Sequence[dict[str, Any]], dataset: str) -> list[MetricRow]:
     """Table 2 (all models), Table 3 (MVAE variants) and the feature metrics as MetricRows over splits."""
-    target = PAPER_DATASET[dataset]
+    target = PAPER_DATASET.get(dataset)  # None for data the paper has no counterpart of (a user's own)
     rows: list[MetricRow] = []
     names = list(splits[0]["models"])
     for name in names:
@@ -608,7 +607,7 @@ def claims(rows: Sequence[MetricRow], curves: dict[str, Any], splits: Sequence[d
 # ============================================================================ run plumbing, figures, widget
 def reduction_notes(cfg: MVAEConfig) -> list[str]:
     """Plain statements of where a run is smaller than its scale's preset (stored in the record's notes)."""
-    preset = MVAEConfig.from_scale(cfg.scale, dataset=cfg.dataset)
+    preset = MVAEConfig.from_scale(cfg.scale, dataset=cfg.dataset, data_dir=cfg.data_dir)
     notes = []
     if cfg.n_splits < preset.n_splits:
         notes.append(f"{cfg.n_splits} of the {cfg.scale} preset's {preset.n_splits} random splits (the paper averages 5); "

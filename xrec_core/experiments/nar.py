@@ -79,13 +79,12 @@ class NARConfig(ExperimentConfig):
         "full": dict(n_seeds=3, adv_epochs=5, cf_inner=10),
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = ("amazon2014-instruments", "mter-cellphones", "amazon2014-instantvideo",
-                                           "amazon2014-digitalmusic", "amazon2014-beauty", "amazon2014-clothing")
+    REQUIRES: ClassVar[tuple[str, ...]] = ("rating", "text|tuples")
 
 
 def reduction_notes(cfg: NARConfig) -> list[str]:
     """Plain statements of where a run is smaller than its scale's preset (stored in the record's notes)."""
-    preset = NARConfig.from_scale(cfg.scale, dataset=cfg.dataset)
+    preset = NARConfig.from_scale(cfg.scale, dataset=cfg.dataset, data_dir=cfg.data_dir)
     notes = []
     if cfg.scale != "smoke" and cfg.max_users and cfg.max_users != preset.max_users:
         notes.append(f"users subsampled: {cfg.max_users} random users of {cfg.dataset} (the {cfg.scale} preset uses all); "

@@ -96,11 +96,7 @@ class SemaxConfig(ExperimentConfig):
                      cnn_latent=32, batch_size=128, epochs=6, patience=2, lr=2e-3),
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = (
-        "amazon2014-instruments", "amazon2018-allbeauty", "amazon2018-giftcards",
-        "amazon2014-electronics", "amazon2014-videogames", "amazon2014-grocery", "amazon2014-instantvideo",
-        "amazon2014-digitalmusic", "amazon2014-beauty", "amazon2014-clothing", "yelp-open",
-    )
+    REQUIRES: ClassVar[tuple[str, ...]] = ("rating", "text", "time")
 
     def validate(self) -> None:
         super().validate()

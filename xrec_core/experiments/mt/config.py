@@ -129,8 +129,7 @@ class MTConfig(ExperimentConfig):
                      convmf_cnn_epochs=2),
         "paper": {},
     }
-    DATASETS: ClassVar[tuple[str, ...]] = ("amazon2014-instruments", "amazon2018-allbeauty", "amazon2018-giftcards",
-                                           *PAPER_DATASETS)
+    REQUIRES: ClassVar[tuple[str, ...]] = ("rating", "text")
 
     def validate(self) -> None:
         super().validate()
@@ -146,5 +145,5 @@ class MTConfig(ExperimentConfig):
 
     @property
     def paper_dataset(self) -> str:
-        """The paper dataset our numbers are compared with."""
-        return self.dataset if self.dataset in PAPER_DATASETS else STAND_IN_FOR[self.dataset]
+        """The paper dataset our numbers are compared with ("" for a user's data: no comparison)."""
+        return self.dataset if self.dataset in PAPER_DATASETS else STAND_IN_FOR.get(self.dataset, "")

@@ -142,7 +142,7 @@ def record_results(recorder: RunRecorder, cfg: MTConfig, results: Mapping[str, A
     recorder.add_table("fold coverage", [{"metric": metric, "model": model, "folds": sorted(by_fold)}
                                          for (metric, model), by_fold in vals.items()])
     for (metric, model), by_fold in vals.items():
-        compare = None if model in SIMPLE_BASELINES else paper_ds
+        compare = None if model in SIMPLE_BASELINES else paper_ds or None
         v = [by_fold[k] for k in sorted(by_fold)]
         recorder.add_metric(MetricRow.from_values(TABLE_OF[metric], ds, model, metric, v, compare_to=compare,
                                                   higher_is_better=metric in ("tf-idf", "accuracy")))
