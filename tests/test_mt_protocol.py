@@ -297,3 +297,22 @@ def test_an_interrupted_run_resumes_computing_only_the_missing_units(fixture_cor
 def _fixture_kw():
     return dict(n_folds=4, folds_run=2, rating_baselines=("PMF",), lm_baselines=("N-gram",), opinosis=False,
                 ablations=False)
+
+
+def test_tune_models_studies_a_model_and_the_run_uses_its_best_params(fixture_corpus, tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    from xrec_core.models.registry import entry
+
+    cfg = _fixture_cfg(tmp_path)
+    monkeypatch.setattr(protocol, "load_corpus", lambda cfg: fixture_corpus)
+    res = mt.tune_models(cfg, ["PMF"], n_trials=2)
+    assert res["PMF"].n_trials_done == 2
+    best = protocol.tuned_params(cfg, "PMF")
+    assert best == res["PMF"].best_params and set(best) == set(entry("PMF").search_space)
+    fold = mt.fold_data(fixture_corpus, 0, cfg)
+    # the study's best value is the validation MSE of its parameters on the first fold's split
+    assert protocol.validation_value(cfg, fixture_corpus, fold, "PMF", best) == pytest.approx(res["PMF"].best_value)
+    assert protocol.fit_rating_baseline(cfg, fixture_corpus, fold, "PMF").k == best["k"]
+    assert protocol.tuned_params(cfg, "HFT") == {}
+    with pytest.raises(ValueError, match="No tuning study"):
+        mt.tune_models(cfg, ["Opinosis"], n_trials=1)

@@ -14,7 +14,7 @@ that name it become untestable.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from ...metrics.rating import mse
 from ...models.registry import build
 from ...records import UnitStore
 from ..common import units_dir
-from .config import PAPER_KEY, MTConfig
+from .config import LM_BASELINES, PAPER_KEY, RATING_BASELINES, MTConfig
 from .data import FoldData, MTCorpus, bag_of_words, decode, fold_data, item_documents, load_corpus
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,14 @@ def pretrained_vectors(cfg: MTConfig, fold: FoldData, corpus: MTCorpus) -> np.nd
                            epochs=cfg.w2v_epochs)
 
 
-def fit_mt(name: str, cfg: MTConfig, fold: FoldData, corpus: MTCorpus, lam: float):
-    """Build ``name`` ("MT", "MT-encoder" or "MT-decoder") from the config and fit it on the fold."""
+def fit_mt(name: str, cfg: MTConfig, fold: FoldData, corpus: MTCorpus, lam: float,
+           params: Mapping[str, Any] | None = None):
+    """Build ``name`` ("MT", "MT-encoder" or "MT-decoder") from the config (``params``: tuned values
+    that replace the config's) and fit it on the fold."""
     from ...models.mt import ReviewSplit
 
     pre = None if name == "MT-encoder" else pretrained_vectors(cfg, fold, corpus)
-    model = build(name, **mt_params(cfg, fold, lam, pre))
+    model = build(name, **{**mt_params(cfg, fold, lam, pre), **(tuned_params(cfg, name) if params is None else params)})
     return model.fit(ReviewSplit(fold.tensors, fold.fit_rows), ReviewSplit(fold.tensors, fold.valid))
 
 
@@ -172,14 +174,34 @@ def run_simple_baselines_fold(cfg: MTConfig, fold: FoldData) -> dict[str, Any]:
     return {"MSE": out}
 
 
-def run_rating_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str) -> dict[str, Any]:
-    """Test MSE of one Table-2 baseline on one fold, with the config's hyper-parameters.
+def rating_params(cfg: MTConfig, fold: FoldData, name: str) -> dict[str, Any]:
+    """Constructor arguments of the Table-2 baseline ``name``, from the config."""
+    seed = cfg.seed + fold.k
+    if name == "PMF":
+        return dict(k=cfg.pmf_k, lambda_u=cfg.pmf_lambda, lambda_v=cfg.pmf_lambda, n_iter=cfg.pmf_n_iter,
+                    lr=cfg.pmf_lr, seed=seed)
+    if name == "HFT":
+        return dict(k=cfg.topic_k, reg=cfg.hft_reg, lambda_text=cfg.hft_lambda_text, epochs=cfg.hft_epochs, seed=seed)
+    if name == "CTR":
+        return dict(k=cfg.topic_k, lambda_u=cfg.ctr_lambda_u, lambda_v=cfg.ctr_lambda_v, seed=seed)
+    if name == "ConvMF+":
+        return dict(n_factors=cfg.n_factors, lambda_u=cfg.convmf_lambda_u, lambda_v=cfg.convmf_lambda_v,
+                    emb_dim=cfg.lm_emb_dim, max_len=cfg.convmf_max_len, n_filters=cfg.convmf_filters,
+                    hidden_dim=cfg.convmf_hidden, cnn_epochs=cfg.convmf_cnn_epochs, epochs=cfg.baseline_epochs,
+                    patience=cfg.patience, w2v_epochs=cfg.w2v_epochs, center=cfg.convmf_center, device=cfg.device,
+                    seed=seed)
+    raise ValueError(f"Unknown rating baseline {name!r}")
+
+
+def fit_rating_baseline(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str,
+                        params: Mapping[str, Any] | None = None) -> Any:
+    """One Table-2 baseline fitted on the fold's ``fit_rows`` with the config's values (``params``:
+    tuned values that replace them).
 
     ConvMF+ early-stops on the validation split (its class supports it). PMF, HFT and CTR cannot
     (their classes are shared and fixed this round): they run with the config's tuned values.
 
     Why these models used to lose to the global mean (Musical Instruments, MSE 0.80), and the fix:
-
     * PMF (logistic link, no biases): its prior shrinks every prediction toward ``g(0)``, the middle
       of the rating scale (3), not toward the data's mean (about 4.5); lightly regularized it
       overfits instead (train 0.05, test 1.4). No setting of ``k``, ``lambda``, the step size or
@@ -197,36 +219,30 @@ def run_rating_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, na
     fit = fold.fit_rows
     u, i, r = _ratings(fold, fit)
     nu, ni = t.n_users, t.n_items
-    seed = cfg.seed + fold.k
-    out: dict[str, Any] = {}
+    kwargs = {**rating_params(cfg, fold, name), **(tuned_params(cfg, name) if params is None else params)}
+    m = build(name, **kwargs)
     if name == "PMF":
-        m = build("PMF", k=cfg.pmf_k, lambda_u=cfg.pmf_lambda, lambda_v=cfg.pmf_lambda, n_iter=cfg.pmf_n_iter,
-                  lr=cfg.pmf_lr, seed=seed).fit(u, i, r, n_users=nu, n_items=ni)
-    elif name == "HFT":
-        m = build("HFT", k=cfg.topic_k, reg=cfg.hft_reg, lambda_text=cfg.hft_lambda_text, epochs=cfg.hft_epochs,
-                  seed=seed).fit(u, i, r, bag_of_words(corpus, fold, fit, t.items, ni), n_users=nu, n_items=ni)
-    elif name == "CTR":
-        m = build("CTR", k=cfg.topic_k, lambda_u=cfg.ctr_lambda_u, lambda_v=cfg.ctr_lambda_v, seed=seed)
-        m.fit_ratings(u, i, r, bag_of_words(corpus, fold, fit, t.items, ni), nu, ni)
-    elif name == "ConvMF+":
-        m = build("ConvMF+", n_factors=cfg.n_factors, lambda_u=cfg.convmf_lambda_u, lambda_v=cfg.convmf_lambda_v,
-                  emb_dim=cfg.lm_emb_dim, max_len=cfg.convmf_max_len, n_filters=cfg.convmf_filters,
-                  hidden_dim=cfg.convmf_hidden, cnn_epochs=cfg.convmf_cnn_epochs, epochs=cfg.baseline_epochs,
-                  patience=cfg.patience, w2v_epochs=cfg.w2v_epochs, center=cfg.convmf_center, device=cfg.device,
-                  seed=seed)
-        # ConvMF reads the first ``max_len`` words of an item document; cutting the documents here
-        # keeps its word2vec pre-training on the same words (it sizes its table from them)
-        docs = [d[: m.max_len] for d in item_documents(fold, fit)]
-        m.fit(u, i, r, docs, nu, ni, valid=_ratings(fold, fold.valid))
-        out["curves"] = {"training": {"train_loss": [h["objective"] for h in m.history],
-                                      "valid": [h["valid_mse"] for h in m.history],
+        return m.fit(u, i, r, n_users=nu, n_items=ni)
+    if name == "HFT":
+        return m.fit(u, i, r, bag_of_words(corpus, fold, fit, t.items, ni), n_users=nu, n_items=ni)
+    if name == "CTR":
+        return m.fit_ratings(u, i, r, bag_of_words(corpus, fold, fit, t.items, ni), nu, ni)
+    # ConvMF reads the first ``max_len`` words of an item document; cutting the documents here
+    # keeps its word2vec pre-training on the same words (it sizes its table from them)
+    docs = [d[: m.max_len] for d in item_documents(fold, fit)]
+    return m.fit(u, i, r, docs, nu, ni, valid=_ratings(fold, fold.valid))
+
+
+def run_rating_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str) -> dict[str, Any]:
+    """Test MSE (and ConvMF+'s learning curve) of one Table-2 baseline on one fold."""
+    m = fit_rating_baseline(cfg, corpus, fold, name)
+    out: dict[str, Any] = {"MSE": _test_mse(fold, m)}
+    if name == "ConvMF+":
+        valid = [h["valid_mse"] for h in m.history]
+        out["curves"] = {"training": {"train_loss": [h["objective"] for h in m.history], "valid": valid,
                                       "valid_epochs": [h["iter"] for h in m.history], "valid_metric": "validation MSE",
-                                      "mode": "min", "best_epoch": int(np.argmin([h["valid_mse"] for h in m.history])) + 1,
-                                      "stopped_early": len(m.history) < cfg.baseline_epochs,
-                                      "max_epochs": cfg.baseline_epochs}}
-    else:
-        raise ValueError(f"Unknown rating baseline {name!r}")
-    out["MSE"] = _test_mse(fold, m)
+                                      "mode": "min", "best_epoch": int(np.argmin(valid)) + 1,
+                                      "stopped_early": len(m.history) < m.epochs, "max_epochs": m.epochs}}
     return out
 
 
@@ -249,12 +265,22 @@ def lm_params(cfg: MTConfig, fold: FoldData, name: str) -> dict[str, Any]:
     raise ValueError(f"Unknown explanation baseline {name!r}")
 
 
+def fit_lm(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str, params: Mapping[str, Any] | None = None) -> Any:
+    """One language-model baseline fitted on the fold's ``fit_rows``, early-stopped on ``valid``
+    (``params``: tuned values that replace the config's)."""
+    t = fold.tensors
+    fit, va = fold.fit_rows, fold.valid
+    m = build(name, **{**lm_params(cfg, fold, name), **(tuned_params(cfg, name) if params is None else params)})
+    valid = {} if name == "N-gram" else {"valid": ([corpus.tokens[r] for r in va], t.users[va], t.items[va])}
+    return m.fit([corpus.tokens[r] for r in fit], users=t.users[fit], items=t.items[fit], **valid)
+
+
 def run_text_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str) -> dict[str, Any]:
     """Perplexity, tf-idf and generator health of one Table 3-4 baseline on one fold (Opinosis: no perplexity)."""
     from ...data.text import tokenize
 
     t = fold.tensors
-    fit, te, va = fold.fit_rows, fold.test, fold.valid
+    fit, te = fold.fit_rows, fold.test
     train_docs = [corpus.tokens[r] for r in fit]
     refs = [corpus.tokens[r] for r in te]
     if name == "Opinosis":
@@ -267,9 +293,7 @@ def run_text_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name
         gen = [summaries[int(j)] for j in t.items[te]]
         out: dict[str, Any] = {}
     else:
-        m = build(name, **lm_params(cfg, fold, name))
-        m.fit(train_docs, users=t.users[fit], items=t.items[fit],
-              **({} if name == "N-gram" else {"valid": ([corpus.tokens[r] for r in va], t.users[va], t.items[va])}))
+        m = fit_lm(cfg, corpus, fold, name)
         out = {"perplexity": float(m.perplexity(refs, users=t.users[te], items=t.items[te]))}
         if getattr(m, "curve", None) is not None:
             out["curves"] = {"training": m.curve.as_dict()}
@@ -277,6 +301,62 @@ def run_text_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name
     out["tf-idf"] = float(np.mean(tfidf_cosine(gen, refs, train_docs)))
     out["diversity"] = [c.as_dict() for c in generator_diversity(name, cfg.dataset, [" ".join(g) for g in gen])]
     return out
+
+
+# ---------------------------------------------------------------------------------- tuning
+#: models with a tuning study and their validation metric: MT and its ablations, the Table-2
+#: baselines (validation MSE) and the neural language models (validation perplexity)
+TUNED_MODELS = {**{m: "MSE" for m in ("MT", "MT-encoder", "MT-decoder", *RATING_BASELINES)},
+                **{m: "perplexity" for m in LM_BASELINES if m != "N-gram"}}
+
+
+def tuned_params(cfg: MTConfig, name: str) -> dict[str, Any]:
+    """The stored best parameters of ``name``'s study on this dataset and scale; ``{}`` without one."""
+    if name not in TUNED_MODELS:
+        return {}
+    try:
+        from ...tuning import best_params
+
+        return best_params(PAPER_KEY, cfg.dataset, name, cfg.results_dir or None, cfg.scale) or {}
+    except ImportError:  # optuna is an optional dependency
+        return {}
+
+
+def validation_value(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str, params: Mapping[str, Any]) -> float:
+    """``name`` fitted with ``params`` on the fold's ``fit_rows``: its validation MSE or perplexity."""
+    t = fold.tensors
+    va = fold.valid
+    if TUNED_MODELS[name] == "perplexity":
+        m = fit_lm(cfg, corpus, fold, name, params)
+        return float(m.perplexity([corpus.tokens[r] for r in va], users=t.users[va], items=t.items[va]))
+    if name.startswith("MT"):
+        m = fit_mt(name, cfg, fold, corpus, tune_lambda(cfg, fold), params)
+    else:
+        m = fit_rating_baseline(cfg, corpus, fold, name, params)
+    return mse(t.ratings[va], m.predict(t.users[va], t.items[va]))
+
+
+def tune_models(cfg: MTConfig, models: Sequence[str] | None = None, n_trials: int | None = None) -> dict[str, Any]:
+    """The chapter's hook for ``xrec tune mt``: one Optuna study per model, the same budget
+    (``cfg.tune_trials`` trials) for MT and every baseline, each trial fitted on the first fold's
+    training reviews minus its validation split and scored on that split (never a test fold).
+    ``run`` then builds each model with its study's best parameters (:func:`tuned_params`)."""
+    from ...device import set_threads
+    from ...models.registry import entry
+    from ...tuning import tune
+
+    set_threads(cfg.n_threads)
+    names = list(models or TUNED_MODELS)
+    unknown = [m for m in names if m not in TUNED_MODELS]
+    if unknown:
+        raise ValueError(f"No tuning study for {unknown}; tunable: {', '.join(TUNED_MODELS)}")
+    corpus = load_corpus(cfg)
+    fold = fold_data(corpus, 0, cfg)
+    return {name: tune(PAPER_KEY, cfg.dataset, name,
+                       lambda params, report, _name=name: validation_value(cfg, corpus, fold, _name, params),
+                       space=entry(name).search_space, direction="minimize", n_trials=n_trials or cfg.tune_trials,
+                       seed=cfg.seed, results_dir=cfg.results_dir or None, scale=cfg.scale)
+            for name in names}
 
 
 # ---------------------------------------------------------------------------------- protocol
@@ -298,7 +378,8 @@ def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool =
 
     set_threads(cfg.n_threads)
     corpus = load_corpus(cfg) if corpus is None else corpus
-    store = UnitStore(units_dir(PAPER_KEY, cfg), unit_config(cfg))
+    tuned = {name: params for name in TUNED_MODELS if (params := tuned_params(cfg, name))}
+    store = UnitStore(units_dir(PAPER_KEY, cfg), {**unit_config(cfg), **({"tuned": tuned} if tuned else {})})
     done: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     unfinished: list[str] = []

@@ -155,6 +155,7 @@ def record_results(recorder: RunRecorder, cfg: MTConfig, results: Mapping[str, A
         for name, r in [*f["ablations"].items(), *f["rating"].items(), *f["text"].items()]:
             for phase, curve in ((r or {}).get("curves") or {}).items():
                 recorder.add_learning_curve(name if phase == "training" else f"{name}: {phase}", unit, curve)
+    _record_tuning(recorder, cfg)
     # health BEFORE the claims
     recorder.add_health(health_checks(cfg, results, vals))
     _record_claims(recorder, cfg, results, vals, folds)
@@ -169,6 +170,21 @@ def record_results(recorder: RunRecorder, cfg: MTConfig, results: Mapping[str, A
     recorder.add_table("folds", [{"fold": f["fold"], "n_train": f["n_train"], "n_valid": f["n_valid"],
                                   "n_test": f["n_test"], "lambda_U = lambda_V": f["lambda"]} for f in results["folds"]])
     make_figures(recorder, cfg)
+
+
+def _record_tuning(recorder: RunRecorder, cfg: MTConfig) -> None:
+    """The study behind every model that ran with tuned parameters (``xrec tune mt``)."""
+    from .protocol import TUNED_MODELS, tuned_params
+
+    tuned = [name for name in TUNED_MODELS if tuned_params(cfg, name)]
+    if not tuned:
+        recorder.note("No tuning study on this dataset and scale: every model ran with the config's values "
+                      "(`xrec tune mt` gives MT and each baseline the same trial budget).")
+        return
+    from ...tuning import tuning_summary
+
+    for name in tuned:
+        recorder.add_tuning(name, tuning_summary(PAPER_KEY, cfg.dataset, name, cfg.results_dir or None, cfg.scale))
 
 
 def _record_discriminators(recorder: RunRecorder, results: Mapping[str, Any]) -> None:
