@@ -230,8 +230,9 @@ class NeuralTokenLM(TokenLM):
             tr_seqs, tr_u, tr_i = seqs, u, i
             va_seqs = self.encode(valid[0])
             va_u, va_i = self._conditions(len(va_seqs), valid[1], valid[2], fitting=True)
-        self.n_users = int(max(tr_u.max(), va_u.max() if va_u is not None else 0)) + 1 if tr_u is not None else 0
-        self.n_items = int(max(tr_i.max(), va_i.max() if va_i is not None else 0)) + 1 if tr_i is not None else 0
+        # ids seen in training or validation get a vector (validation users are training users in the chapter)
+        self.n_users = 1 + max(int(ids.max()) for ids in (tr_u, va_u) if ids is not None and ids.size) if tr_u is not None else 0
+        self.n_items = 1 + max(int(ids.max()) for ids in (tr_i, va_i) if ids is not None and ids.size) if tr_i is not None else 0
         self.device = pick_device(self.device_name)
         torch.manual_seed(self.seed)
         self.net = self._build_net(self.n_users, self.n_items, train_token_lists).to(self.device)

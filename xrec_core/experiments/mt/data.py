@@ -146,7 +146,7 @@ def decode(ids: Sequence[int], itos: list[str], eos_id: int, pad_id: int) -> lis
     return out
 
 
-def bag_of_words(corpus: MTCorpus, fold: FoldData, rows: np.ndarray, owners: np.ndarray, n: int):
+def bag_of_words(fold: FoldData, rows: np.ndarray, owners: np.ndarray, n: int):
     """Bag of words (n, V) of the reviews ``rows`` summed per owner (user or item): HFT and CTR read it."""
     import scipy.sparse as sp
 

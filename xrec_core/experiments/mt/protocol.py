@@ -224,9 +224,9 @@ def fit_rating_baseline(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: s
     if name == "PMF":
         return m.fit(u, i, r, n_users=nu, n_items=ni)
     if name == "HFT":
-        return m.fit(u, i, r, bag_of_words(corpus, fold, fit, t.items, ni), n_users=nu, n_items=ni)
+        return m.fit(u, i, r, bag_of_words(fold, fit, t.items, ni), n_users=nu, n_items=ni)
     if name == "CTR":
-        return m.fit_ratings(u, i, r, bag_of_words(corpus, fold, fit, t.items, ni), nu, ni)
+        return m.fit_ratings(u, i, r, bag_of_words(fold, fit, t.items, ni), nu, ni)
     # ConvMF reads the first ``max_len`` words of an item document; cutting the documents here
     # keeps its word2vec pre-training on the same words (it sizes its table from them)
     docs = [d[: m.max_len] for d in item_documents(fold, fit)]

@@ -1,9 +1,13 @@
 """Algorithm 1 of the MT model (Lu, Dong & Smyth, RecSys 2018, Sec. 3.4) and its Table-2 ablations.
 
-Each epoch: ALS updates of U and V toward the current textual features (Eqs. 11-12), then
-``t_steps`` teacher-forcing updates of the generators, ``g_steps`` policy-gradient updates
-(Eq. 3, rewards from the discriminators with Monte Carlo rollouts) and ``d_steps``
-discriminator updates (Eq. 2). The generator loss carries the multi-task regularizer of Eq. 4,
+Algorithm 1 alternates ALS updates of U and V toward the current textual features (Eqs. 11-12)
+with teacher-forcing (T) updates of the generators, policy-gradient (G) updates (Eq. 3, rewards
+from the discriminators with Monte Carlo rollouts) and discriminator (D) updates (Eq. 2). We run
+it as four phases on :class:`~xrec_core.training.Trainer`, each until its validation metric stops
+improving (see :meth:`MultiTaskModel.fit`): T pre-training, D pre-training, adversarial rounds of
+G, D and T steps, and the final ALS sweeps. The paper trains a fixed number of epochs; an earlier
+version of this chapter did too (5 in ``full``), which left MT-encoder worse than the global mean.
+The generator loss carries the multi-task regularizer of Eq. 4,
 here ``lambda_text/2 * ||U - U~||^2`` summed over the batch's users (and items), i.e. the
 squared norm of Eq. 10 so that both halves of the alternation minimize the same objective.
 
