@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from xrec_core.models.mt import (ContextAwareMF, DocumentEncoder, MultiTaskModel, ReviewDecoder, ReviewDiscriminator,
+from xrec_core.models.mt import (ContextAwareMF, DocumentEncoder, MultiTaskModel, ReviewDecoder, ReviewDiscriminator, ReviewSplit,
                                  ReviewTensors, als_update, batch_baseline, monte_carlo_rewards, reinforce_loss,
                                  sequence_log_probs, word2vec_matrix)
 
@@ -78,8 +78,9 @@ def test_uniform_decoder_perplexity_equals_vocabulary_size():
     tokens[:, 7:] = pad
     data = ReviewTensors(tokens, rng.integers(0, 5, 30), rng.integers(0, 4, 30), np.ones(30), 5, 4, vocab, pad, bos, eos)
     model = MultiTaskModel(5, 4, vocab, pad_id=pad, bos_id=bos, eos_id=eos, n_factors=4, emb_dim=6, hidden=5,
-                           n_epochs=0, final_sweeps=0, batch_size=8, max_len=8)
-    model.fit(data, np.arange(20))
+                           max_epochs=1, patience=1, t_steps=1, g_steps=0, d_steps=1, als_max_sweeps=1, batch_size=8,
+                           max_len=8)
+    model.fit(ReviewSplit(data, np.arange(18)), ReviewSplit(data, np.arange(18, 20)))
     for dec in model.decoders.values():
         with torch.no_grad():
             dec.out.weight.zero_()
@@ -223,12 +224,19 @@ def test_training_reduces_teacher_forcing_loss_and_ablations_run():
     data = ReviewTensors(tokens, users, rng.integers(0, 4, n), rng.integers(1, 6, n).astype(float), 6, 4, vocab, 0, 2, 3)
     kw = dict(pad_id=0, bos_id=2, eos_id=3, n_factors=4, emb_dim=8, hidden=16, t_steps=15, g_steps=1, d_steps=1,
               batch_size=16, doc_sample=3, n_rollouts=1, max_len=7, lr=1e-2, seed=0)
-    m = MultiTaskModel(6, 4, vocab, decoders=("U",), n_epochs=4, **kw).fit(data, np.arange(100))
-    assert m.history[-1]["t_loss"] < 0.6 * m.history[0]["t_loss"]
+    train, valid = ReviewSplit(data, np.arange(90)), ReviewSplit(data, np.arange(90, 100))
+    m = MultiTaskModel(6, 4, vocab, decoders=("U",), max_epochs=4, patience=4, **kw).fit(train, valid)
+    pre = m.curves["generator pre-training"]
+    assert pre.epochs == 4 and pre.train_loss[-1] < 0.6 * pre.train_loss[0]
+    assert set(m.curves) == {"generator pre-training", "discriminator pre-training", "adversarial training", "rating (ALS)"}
     assert m.perplexity("U", np.arange(100, 120)) < 0.5 * (vocab - 2)
+    # the kept state is the best validation epoch: the ALS phase's kept MSE is the model's validation MSE
+    assert m.valid_mse() == pytest.approx(m.curves["rating (ALS)"].best_value, rel=1e-12)
     for variant in ("no_encoder", "no_decoder"):
-        abl = MultiTaskModel(6, 4, vocab, variant=variant, n_epochs=2, **kw).fit(data, np.arange(100))
+        abl = MultiTaskModel(6, 4, vocab, variant=variant, max_epochs=2, patience=1, **kw).fit(train, valid)
         assert np.isfinite(abl.predict(data.users[100:], data.items[100:])).all()
+    with pytest.raises(ValueError, match="validation reviews"):
+        MultiTaskModel(6, 4, vocab, **kw).fit(train, ReviewSplit(data, np.arange(0)))
     assert MultiTaskModel(6, 4, vocab, variant="no_decoder", **kw).decoder_names == ()
     with pytest.raises(ValueError, match="Unknown variant"):
         MultiTaskModel(6, 4, vocab, variant="x", **kw)

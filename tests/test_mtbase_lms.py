@@ -125,7 +125,7 @@ def test_neural_uniform_output_has_vocabulary_size_perplexity(data, make):
 
 def test_training_lowers_perplexity_and_conditioning_helps(data):
     vocab, (train, tu, ti), (test, su, si) = data
-    kw = dict(emb_dim=16, hidden_dim=32, epochs=8, valid_frac=0.0, lr=1e-2, seed=0)
+    kw = dict(emb_dim=16, hidden_dim=32, epochs=8, patience=8, lr=1e-2, seed=0)
     untrained = LSTMLM(vocab, **{**kw, "epochs": 1, "lr": 1e-9}).fit(train)
     lstm = LSTMLM(vocab, **kw).fit(train)
     gcn_u = GCN(vocab, condition="user", cond_dim=8, **kw).fit(train, users=tu, items=ti)
@@ -136,7 +136,7 @@ def test_training_lowers_perplexity_and_conditioning_helps(data):
     # the last word is a function of the user: knowing the user removes most of its uncertainty
     assert p_u < 0.93 * p_lstm
     assert p_u < p_i  # items carry no planted signal
-    assert lstm.history[-1]["train_ppl"] < lstm.history[0]["train_ppl"]
+    assert lstm.curve.train_loss[-1] < lstm.curve.train_loss[0]
     gen = gcn_u.generate(users=np.array([0, 1, 2, 3] * 5), items=None, max_len=8, seed=1)
     assert all(len(s) <= 8 and "<UNK>" not in s for s in gen)
     assert gen == gcn_u.generate(users=np.array([0, 1, 2, 3] * 5), items=None, max_len=8, seed=1)
@@ -144,22 +144,28 @@ def test_training_lowers_perplexity_and_conditioning_helps(data):
 
 def test_skipgram_window_averages_the_previous_inputs(data):
     vocab, (train, _, _), (test, _, _) = data
-    sg = SkipGramLM(vocab, dim=8, window=3, epochs=2, w2v_epochs=1, valid_frac=0.0).fit(train)
+    sg = SkipGramLM(vocab, dim=8, window=3, epochs=2, w2v_epochs=1).fit(train, valid=(test, None, None))
     inp = torch.tensor([[2, 5, 6, 7, 8]])
     feats = sg.net.features(inp)
     emb = sg.net.inp(inp)[0]
     for t in range(5):
         torch.testing.assert_close(feats[0, t], emb[max(0, t - 2):t + 1].mean(0))
-    untrained = SkipGramLM(vocab, dim=8, window=3, epochs=1, w2v_epochs=1, lr=1e-9, valid_frac=0.0).fit(train)
+    untrained = SkipGramLM(vocab, dim=8, window=3, epochs=1, w2v_epochs=1, lr=1e-9).fit(train, valid=(test, None, None))
     assert sg.perplexity(test) < untrained.perplexity(test)
 
 
 def test_early_stopping_keeps_the_best_epoch(data):
     vocab, (train, _, _), _ = data
     lm = LSTMLM(vocab, emb_dim=8, hidden_dim=8, epochs=4, valid_frac=0.2, patience=1, lr=1e-2).fit(train)
-    best = min(h["valid_ppl"] for h in lm.history)
+    assert lm.curve.valid_metric == "validation perplexity" and 1 <= lm.curve.epochs <= 4
+    best = min(lm.curve.valid)
+    assert lm.curve.best_value == best
     held = [train[k] for k in np.random.default_rng(0).permutation(len(train))[:48]]
     assert lm.perplexity(held) == pytest.approx(best, rel=1e-6)
+    # an explicit validation split replaces the internal one; the curve shows what it measured
+    _, _, (test, _, _) = data
+    lm2 = LSTMLM(vocab, emb_dim=8, hidden_dim=8, epochs=3, patience=1, lr=1e-2).fit(train, valid=(test, None, None))
+    assert lm2.perplexity(test) == pytest.approx(lm2.curve.best_value, rel=1e-6)
 
 
 def test_bad_input_is_rejected(data):

@@ -17,7 +17,9 @@ user/item vectors, one 256-unit layer).
 
 from __future__ import annotations
 
+from ..search_space import Int, LogFloat
 from .lstm_lm import LSTMLM
+from .registry import GENERATION, register
 
 CONDITIONS = ("user", "item", "both")
 
@@ -49,3 +51,14 @@ class GCN(LSTMLM):
         self.condition, self.cond_dim = condition, cond_dim
         self.uses_users = condition in ("user", "both")
         self.uses_items = condition in ("item", "both")
+
+
+def _gcn(condition: str):
+    def factory(vocab, **params) -> GCN:
+        return GCN(vocab, condition=condition, **params)
+    return factory
+
+
+for _name, _condition in (("GCN-U", "user"), ("GCN-I", "item"), ("GCN-P", "both")):
+    register(_name, role=GENERATION, search_space={"hidden_dim": Int(32, 512, log=True), "lr": LogFloat(1e-4, 1e-2)},
+             source="Lipton, Vikram & McAuley 2015 (MT paper baseline v)")(_gcn(_condition))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -90,17 +91,20 @@ class NeuralTokenLM(TokenLM):
 
     Subclasses implement :meth:`_build_net` returning a module with ``features(inp, users, items)
     -> (B, T, H)`` and ``logits(features) -> (B, T, V)``; ``users``/``items`` are ``(B,)`` id
-    tensors or ``None``. Training minimises the mean token cross-entropy with Adam; with
-    ``valid_frac > 0`` that share of the training reviews is held out, the held-out perplexity is
-    measured after every epoch and the best epoch's weights are kept (early stopping, ``patience``).
+    tensors or ``None``. Training minimises the mean token cross-entropy with Adam through
+    :class:`~xrec_core.training.Trainer`: the validation perplexity is measured after every epoch,
+    training stops after ``patience`` epochs without improvement and the best epoch's weights are
+    kept (:meth:`fit`).
 
     Parameters
     ----------
     vocab : Vocabulary
         Shared vocabulary.
-    epochs, batch_size, lr, grad_clip : training schedule (Adam, gradient-norm clipping).
+    epochs : int
+        Epoch cap (early stopping normally ends training before it).
+    batch_size, lr, grad_clip : training schedule (Adam, gradient-norm clipping).
     valid_frac : float
-        Held-out share of the training reviews for early stopping (0 disables it).
+        Held-out share of the training reviews for early stopping when :meth:`fit` gets no ``valid``.
     patience : int
         Epochs without held-out improvement before stopping.
     device : str
@@ -123,7 +127,7 @@ class NeuralTokenLM(TokenLM):
         self.epochs, self.batch_size, self.lr, self.grad_clip = epochs, batch_size, lr, grad_clip
         self.valid_frac, self.patience, self.seed = valid_frac, patience, seed
         self.device_name = device
-        self.history: list[dict[str, float]] = []
+        self.curve = None  # xrec_core.training.LearningCurve of the last fit
 
     # -- subclass hooks --------------------------------------------------------------------
     def _build_net(self, n_users: int, n_items: int, train_token_lists: Sequence[Tokens]):
@@ -192,56 +196,60 @@ class NeuralTokenLM(TokenLM):
         return total, count
 
     # -- public API ------------------------------------------------------------------------
-    def fit(self, train_token_lists: Sequence[Tokens], users=None, items=None) -> "NeuralTokenLM":
-        """Train on the reviews ``train_token_lists`` (with their ``users``/``items`` ids when conditioned)."""
+    def fit(self, train_token_lists: Sequence[Tokens], users=None, items=None,
+            valid: tuple[Sequence[Tokens], Any, Any] | None = None) -> "NeuralTokenLM":
+        """Train on the reviews ``train_token_lists`` (with their ``users``/``items`` ids when conditioned).
+
+        Training runs through :class:`~xrec_core.training.Trainer` until the validation perplexity
+        has not improved for ``patience`` epochs (cap ``epochs``); the best epoch's weights are
+        kept and the learning curve is :attr:`curve`. ``valid`` = ``(token_lists, users, items)``
+        are the validation reviews (the chapter passes the split carved from its training fold);
+        without it a ``valid_frac`` share of ``train_token_lists`` is held out.
+        """
         import torch
         from torch.nn import functional as F
-        from ..progress import tqdm
 
         from ..device import pick_device
-        from ._early_stopping import EarlyStopping
         from ..metrics.language import perplexity_from_nll
+        from ..training import Trainer
 
         seqs = self.encode(train_token_lists)
         if len(seqs) < 2:
             raise ValueError(f"{type(self).__name__} needs at least two training reviews")
         u, i = self._conditions(len(seqs), users, items, fitting=True)
-        self.n_users = int(u.max()) + 1 if u is not None else 0
-        self.n_items = int(i.max()) + 1 if i is not None else 0
+        rng = np.random.default_rng(self.seed)
+        if valid is None:
+            if self.valid_frac <= 0:
+                raise ValueError(f"{type(self).__name__} needs validation reviews (valid=...) or valid_frac > 0")
+            perm = rng.permutation(len(seqs))
+            n_valid = max(1, int(round(self.valid_frac * len(seqs))))
+            tr, va = perm[n_valid:], perm[:n_valid]
+            tr_seqs, va_seqs = [seqs[k] for k in tr], [seqs[k] for k in va]
+            tr_u, tr_i, va_u, va_i = _take(u, tr), _take(i, tr), _take(u, va), _take(i, va)
+        else:
+            tr_seqs, tr_u, tr_i = seqs, u, i
+            va_seqs = self.encode(valid[0])
+            va_u, va_i = self._conditions(len(va_seqs), valid[1], valid[2], fitting=True)
+        # ids seen in training or validation get a vector (validation users are training users in the chapter)
+        self.n_users = 1 + max(int(ids.max()) for ids in (tr_u, va_u) if ids is not None and ids.size) if tr_u is not None else 0
+        self.n_items = 1 + max(int(ids.max()) for ids in (tr_i, va_i) if ids is not None and ids.size) if tr_i is not None else 0
         self.device = pick_device(self.device_name)
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         self.net = self._build_net(self.n_users, self.n_items, train_token_lists).to(self.device)
         self._blocked = torch.from_numpy(~self.output_mask).to(self.device)
-        perm = rng.permutation(len(seqs))
-        n_valid = int(round(self.valid_frac * len(seqs)))
-        tr, va = perm[n_valid:], perm[:n_valid]
-        tr_seqs, va_seqs = [seqs[k] for k in tr], [seqs[k] for k in va]
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
-        stopper = EarlyStopping(self.patience)
-        self.history = []
-        for epoch in tqdm(range(self.epochs), desc=type(self).__name__, leave=False):
-            self.net.train()
-            run_nll, run_tok = 0.0, 0
-            order = self._length_batches(tr_seqs, rng)
-            for inp, tgt, bu, bi in self._batches(tr_seqs, order, _take(u, tr), _take(i, tr)):
-                logits = self._masked_logits(self.net.features(inp, bu, bi))  # (B, T, V)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=self.pad_id)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
-                opt.step()
-                n_tok = int((tgt != self.pad_id).sum())
-                run_nll += float(loss.detach()) * n_tok
-                run_tok += n_tok
-            row = {"epoch": epoch + 1, "train_ppl": perplexity_from_nll(run_nll, run_tok)}
-            if n_valid:
-                row["valid_ppl"] = perplexity_from_nll(*self._nll(va_seqs, _take(u, va), _take(i, va)))
-            self.history.append(row)
-            log.info("%s epoch %d: %s", type(self).__name__, epoch + 1, row)
-            if n_valid and stopper.step(row["valid_ppl"], self.net):
-                break
-        stopper.restore(self.net)
+
+        def step(batch) -> torch.Tensor:
+            inp, tgt, bu, bi = batch
+            logits = self._masked_logits(self.net.features(inp, bu, bi))  # (B, T, V)
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=self.pad_id)
+
+        trainer = Trainer(max_epochs=self.epochs, patience=self.patience, grad_clip=self.grad_clip, device=self.device,
+                          valid_metric="validation perplexity", desc=type(self).__name__)
+        self.curve = trainer.fit(
+            self.net, optimizer=opt, step=step,
+            batches=lambda epoch: self._batches(tr_seqs, self._length_batches(tr_seqs, rng), tr_u, tr_i),
+            validate=lambda: perplexity_from_nll(*self._nll(va_seqs, va_u, va_i)))
         self.fitted = True
         return self
 

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..search_space import Float, Int, LogFloat
 from .lm_base import NeuralTokenLM, Tokens
+from .registry import GENERATION, register
 
 
 class ConcatLSTMNet(nn.Module):
@@ -60,6 +62,8 @@ class ConcatLSTMNet(nn.Module):
         return self.out(feats)  # (B, T, V)
 
 
+@register("LSTM", role=GENERATION, search_space={"hidden_dim": Int(32, 512, log=True), "lr": LogFloat(1e-4, 1e-2), "dropout": Float(0.0, 0.5)},
+          source="Hochreiter & Schmidhuber 1997 (MT paper baseline iii)")
 class LSTMLM(NeuralTokenLM):
     """Unconditional word-level LSTM language model (MT paper baseline (iii)).
 

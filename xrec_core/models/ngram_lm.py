@@ -30,7 +30,9 @@ from scipy.optimize import minimize
 from scipy.special import softmax
 
 from ..metrics.language import perplexity_from_nll
+from ..search_space import Int
 from .lm_base import TokenLM, Tokens
+from .registry import GENERATION, register
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarr
     return out
 
 
+@register("N-gram", role=GENERATION, search_space={"n": Int(1, 3)}, source="Jelinek & Mercer 1980 (MT paper baseline i)")
 class InterpolatedNgramLM(TokenLM):
     """Jelinek-Mercer interpolated n-gram LM with held-out tuned weights (MT paper baseline (i)).
 

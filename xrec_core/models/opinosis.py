@@ -46,6 +46,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..search_space import Int
+from .registry import GENERATION, register
+
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[.!?,;:]")
 _SENT_END = {".", "!", "?"}
 _PUNCT_END = {".", "!", "?", ",", ";", ":"}
@@ -89,6 +92,8 @@ class _Candidate:
     score: float
 
 
+@register("Opinosis", role=GENERATION, search_space={"sigma_r": Int(1, 4), "sigma_gap": Int(2, 5)},
+          source="Ganesan, Zhai & Han 2010")
 class Opinosis:
     """Graph-based abstractive summarizer of opinions (Ganesan et al. 2010), ``Opinosis_wt`` scoring.
 

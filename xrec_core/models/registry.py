@@ -94,6 +94,12 @@ MODEL_MODULES: tuple[str, ...] = (
     "xrec_core.models.hft",
     "xrec_core.models.convmf",
     "xrec_core.models.semax",
+    "xrec_core.models.mt",
+    "xrec_core.models.ngram_lm",
+    "xrec_core.models.skipgram_lm",
+    "xrec_core.models.lstm_lm",
+    "xrec_core.models.gcn",
+    "xrec_core.models.opinosis",
 )
 
 

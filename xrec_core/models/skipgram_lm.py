@@ -34,7 +34,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..search_space import Int, LogFloat
 from .lm_base import NeuralTokenLM, Tokens
+from .registry import GENERATION, register
 
 
 def _stable_hash(text: str) -> int:
@@ -62,6 +64,8 @@ class SkipGramNet(nn.Module):
         return self.out(feats)  # (B, T, V)
 
 
+@register("Skip-gram", role=GENERATION, search_space={"dim": Int(16, 256, log=True), "window": Int(2, 8), "lr": LogFloat(1e-4, 1e-2)},
+          source="Mikolov et al. 2013 (MT paper baseline ii)")
 class SkipGramLM(NeuralTokenLM):
     """Log-linear next-word model built from skip-gram input/output vectors (MT paper baseline (ii)).
 
