@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import numpy as np
 
 from ...metrics import ranking as R
 from ...records import RunRecorder
-from ..common import unit_store
-from .config import EXPLAINERS, EXTRA_MODELS, PAPER_MODELS, NARConfig, bpr_params, ranker_params
+from ..common import unit_store, units_dir
+from .config import EXPLAINERS, EXTRA_MODELS, LEARNED_MODELS, PAPER_MODELS, NARConfig, bpr_params, ranker_params
 from .data import NARData, explain_sample, prepare, reviews_with_mentions, validation_split
 
 log = logging.getLogger(__name__)
@@ -76,26 +77,51 @@ def decode_matrix(stored: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(base64.b64decode(stored["float32"]), dtype="<f4").reshape(stored["shape"]).astype(np.float64)
 
 
-def run_model(name: str, data: NARData, cfg: NARConfig, seed: int) -> dict[str, Any]:
-    """Train one model on the seed's split and evaluate ranking (and explanations for NAR/CAR/CNR)."""
+def _device(cfg: NARConfig) -> str:
     import torch
 
+    return "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+
+
+def search_space(name: str) -> dict[str, Any]:
+    """The tuning study's dimensions of a learned model (its registry entry's; NCF's is the chapter rankers')."""
+    from ...models.nar.models import NCF_SEARCH_SPACE
+    from ...models.registry import entry
+
+    if name == "NCF":
+        return dict(NCF_SEARCH_SPACE)
+    return dict(entry("BPR" if name == "BPR (tuned)" else name).search_space)
+
+
+def fit_learned(name: str, train: Any, valid: Any, cfg: NARConfig, seed: int, params: dict[str, Any] | None = None,
+                on_epoch: Any = None) -> Any:
+    """Build ``name`` from the config (and tuned ``params``) and fit it on ``train`` (early-stopped on ``valid``)."""
     from ...models.nar.models import RANKERS
+    from ...models.registry import build
+
+    if name == "BPR (tuned)":
+        return build("BPR", **bpr_params(cfg, seed, **(params or {}))).fit(train.interactions)
+    return RANKERS[name](**ranker_params(cfg, seed, _device(cfg), **(params or {}))).fit(train, valid, on_epoch=on_epoch)
+
+
+def run_model(name: str, data: NARData, cfg: NARConfig, seed: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one model on the seed's split and evaluate ranking (and explanations for NAR/CAR/CNR).
+
+    ``params``: the tuning study's best values, overriding the config's.
+    """
     from ...models.registry import build
 
     t0 = time.perf_counter()
     pools, n_pos, real = candidate_pools(data)
-    out: dict[str, Any] = {}
-    device = "cuda" if cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    out: dict[str, Any] = {"params": dict(params or {})}
     train, valid = validation_split(data, cfg, seed)
     if name == "MostPop":
         scores = build("MostPop").fit(data.train).popularity_[pools]
     elif name == "BPR (tuned)":
-        model = build("BPR", **bpr_params(cfg, seed)).fit(train.interactions)
+        model = fit_learned(name, train, valid, cfg, seed, params)
         scores = np.take_along_axis(model.score(data.test_users), pools, axis=1)
-        out["params"] = model.get_params()
     else:
-        model = RANKERS[name](**ranker_params(cfg, seed, device)).fit(train, valid)
+        model = fit_learned(name, train, valid, cfg, seed, params)
         scores = model.score_candidates(data.test_users, pools)
         out["learning_curves"] = {phase: curve.as_dict() for phase, curve in model.curves.items()}
         if model.flip_rates:
@@ -127,7 +153,9 @@ def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path |
     from .report import record_results
 
     set_threads(cfg.n_threads)
-    store = unit_store(PAPER, cfg, units_root)
+    tuned = tuned_params(cfg)
+    # the tuned values decide what a unit computes: they are part of its fingerprint
+    store = unit_store(PAPER, asdict(cfg) | {"tuned": tuned}, units_root or units_dir(PAPER, cfg))
     models = PAPER_MODELS + EXTRA_MODELS
     results: dict[str, list[dict[str, Any] | None]] = {m: [] for m in models}
     crashed: list[str] = []
@@ -144,7 +172,8 @@ def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path |
             set_seed(seed)
             log.info("seed %d: %s", seed, name)
             try:
-                results[name].append(store.run(f"seed{seed}/{name}", lambda: run_model(name, data, cfg, seed)))
+                results[name].append(store.run(f"seed{seed}/{name}",
+                                               lambda: run_model(name, data, cfg, seed, tuned.get(name))))
             except Exception as exc:  # a crashed unit is reported, never silently dropped
                 log.exception("seed %d: %s crashed", seed, name)
                 crashed.append(f"{name} (seed {seed}): {type(exc).__name__}: {exc}")
@@ -152,5 +181,61 @@ def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path |
     for line in crashed:
         recorder.note(f"crashed: {line}; its rows and the claims naming it are missing or untestable")
     recorder.add_data_files(data0.files)
+    _record_tuning(recorder, cfg, tuned)
     figures = record_results(recorder, results, data0, cfg)
     return {"results": results, "data": data0, "figures": figures}
+
+
+# --------------------------------------------------------------------------- tuning (xrec tune nar)
+def tuned_params(cfg: NARConfig) -> dict[str, dict[str, Any]]:
+    """The stored best parameters of every learned model that has a completed study (at this scale and dataset)."""
+    from ...tuning import best_params
+
+    out = {}
+    for name in LEARNED_MODELS:
+        best = best_params(PAPER, cfg.dataset, name, cfg.results_dir or None, cfg.scale)
+        if best:
+            out[name] = best
+    return out
+
+
+def _record_tuning(recorder: RunRecorder, cfg: NARConfig, tuned: dict[str, dict[str, Any]]) -> None:
+    from ...tuning import tuning_summary
+
+    for name in tuned:
+        recorder.add_tuning(name, tuning_summary(PAPER, cfg.dataset, name, cfg.results_dir or None, cfg.scale))
+    untuned = [m for m in LEARNED_MODELS if m not in tuned]
+    if untuned:
+        recorder.note(f"not tuned (no completed study; `xrec tune nar` runs them), the config's values used: "
+                      f"{', '.join(untuned)}")
+
+
+def tune_models(cfg: NARConfig, models: list[str] | None = None, n_trials: int | None = None,
+                data: NARData | None = None) -> dict[str, Any]:
+    """``xrec tune nar``: one Optuna study per learned model, the same budget (``cfg.tune_trials``) for each.
+
+    Every trial trains on the first seed's training positives minus the validation positives and
+    is scored by validation NDCG@k (:func:`~xrec_core.experiments.nar.data.validation_split`;
+    the test fold is never read); the neural rankers report each base epoch for pruning. ``data``:
+    the first seed's prepared split (default: prepared from the config).
+    """
+    from ...models.nar.models import ndcg_of_first
+    from ...tuning import tune
+
+    unknown = sorted(set(models or ()) - set(LEARNED_MODELS))
+    if unknown:
+        raise ValueError(f"Unknown model(s) {', '.join(unknown)} for nar; tunable: {', '.join(LEARNED_MODELS)}")
+    data = data if data is not None else prepare(cfg, cfg.seed)
+    train, valid = validation_split(data, cfg, cfg.seed)
+    out = {}
+    for name in models or LEARNED_MODELS:
+        def objective(params: dict[str, Any], report: Any, name: str = name) -> float:
+            model = fit_learned(name, train, valid, cfg, cfg.seed, params, on_epoch=report)
+            scores = (np.take_along_axis(model.score(valid.users), valid.pools, axis=1) if name == "BPR (tuned)"
+                      else model.score_candidates(valid.users, valid.pools))
+            return ndcg_of_first(scores, valid.k)
+
+        out[name] = tune(PAPER, cfg.dataset, name, objective, space=search_space(name), direction="maximize",
+                         n_trials=n_trials or cfg.tune_trials, seed=cfg.seed, results_dir=cfg.results_dir or None,
+                         scale=cfg.scale)
+    return out

@@ -496,5 +496,9 @@ class NCFRanker(ExplainableRanker):
     net_class = NCFNet
 
 
+#: the search space of :class:`NCFRanker` (the chapter tunes it like the other neural rankers)
+NCF_SEARCH_SPACE = _SHARED_SPACE
+
+
 #: the chapter's ranker classes under the paper's table names
 RANKERS: dict[str, type[ExplainableRanker]] = {c.name: c for c in (NAR, CAR, CNR, CNRL2, CER, VBPR, NCFRanker)}
