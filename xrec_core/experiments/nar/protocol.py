@@ -135,7 +135,9 @@ def run_model(name: str, data: NARData, cfg: NARConfig, seed: int, params: dict[
     per_user = ranking_metrics(np.where(real, scores, -np.inf), n_pos, cfg.k)
     out["ranking"] = {m: float(np.nanmean(v)) for m, v in per_user.items()}
     out["fit_s"] = time.perf_counter() - t0
-    epochs = sum(c["epochs"] for c in out.get("learning_curves", {}).values()) or cfg.bpr_epochs
+    # passes over the training positives: every phase's epochs (BPR: its configured epochs; MostPop: one count)
+    epochs = (sum(c["epochs"] for c in out.get("learning_curves", {}).values())
+              or (bpr_params(cfg, seed, **(params or {}))["epochs"] if name == "BPR (tuned)" else 1))
     out["examples_per_s"] = float(train.interactions.nnz * epochs / max(out["fit_s"], 1e-9))
     return out
 
