@@ -262,9 +262,13 @@ class ExplainableRanker:
         net = self.net_class(n_users, n_items, P, self.dim)
         self.state = ScoringState(net, n_users, n_items, P, self.item_bias).to(self.device)
         self.train_matrix = sp.csr_matrix(train.interactions)
+        # one Adam for every phase: a fresh one would restart its moment estimates and take
+        # lr-sized steps on every weight of the converged base model (CER lost a third of its
+        # validation NDCG in the first counterfactual epoch that way)
+        self.optimizer = torch.optim.Adam(self.state.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.state.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return self.optimizer
 
     def _scores(self, u: torch.Tensor, i: torch.Tensor, du: torch.Tensor | None = None,
                 di: torch.Tensor | None = None) -> torch.Tensor:
@@ -469,17 +473,21 @@ class CNRL2(CNR):
 @register("CER", role=RANKING, search_space=_SHARED_SPACE | {"cf_beta": LogFloat(1e-5, 1e-1)},
           source="Tan et al. 2021 (counterfactual explainable recommendation), neural BPR version")
 class CER(_Counterfactual):
-    """One round of counterfactual item-feature perturbations, then retraining on them until validation stops improving."""
+    """The contextual ranker with Tan et al.'s post-hoc counterfactual item-feature perturbations.
+
+    CER (CountER) explains a trained recommender: it searches the smallest change of an item's
+    aspect features that flips the recommendation; it does not retrain on the changes. Our first
+    version did retrain on them (one round, as data augmentation), and that retraining cost a third
+    of the validation NDCG (0.30 -> 0.22 on 600 Instrument users) and put CER at 0.6-0.7x MostPop:
+    perturbations chosen to flip decisions, fed back as if they kept them, teach the ranker noise.
+    The paper's Table 4 has CER within 0.001 of VBPR, which fits a model ranked by its base network.
+    """
 
     name = "CER"
     target = "item"
 
     def _augment(self, on_epoch: Any = None) -> None:
         self.flip_rates = [self.counterfactual_step()]
-        self.curves["counterfactual"] = self._trainer("counterfactual").fit(
-            self.state, batches=self._batches, step=self._counterfactual_loss, validate=self._validate,
-            optimizer=self._optimizer(), on_epoch=on_epoch)
-
 
 @register("VBPR", role=RANKING, search_space=_SHARED_SPACE, source="He & McAuley 2016, neural version (paper 004, Sec. 5.1.3)")
 class VBPR(ExplainableRanker):
