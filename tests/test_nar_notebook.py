@@ -47,9 +47,9 @@ def test_record_has_every_table_row(record):
 def test_smoke_golden_values(record):
     """The smoke run is seeded and deterministic on CPU: CAR's and NAR's recorded values, exactly."""
     rows = _rows(record)
-    assert rows[("Table 4", "CAR", "NDCG")]["values"][0] == pytest.approx(0.26222978397219654, abs=1e-6)
+    assert rows[("Table 4", "CAR", "NDCG")]["values"][0] == pytest.approx(0.2647580045242626, abs=1e-6)
     assert rows[("Table 4", "NAR", "NDCG")]["values"][0] == pytest.approx(0.2548260541341851, abs=1e-6)
-    assert rows[("Table 3", "CAR", "F1@5")]["values"][0] == pytest.approx(0.05069587326317065, abs=1e-6)
+    assert rows[("Table 3", "CAR", "F1@5")]["values"][0] == pytest.approx(0.04245723596761695, abs=1e-6)
     assert rows[("Table 4", "MostPop", "NDCG")]["values"][0] == pytest.approx(0.2998056620407435, abs=1e-6)
 
 
