@@ -37,7 +37,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ...search_space import Float, Int, LogFloat
+from ...search_space import Int, LogFloat
 from ...training import LearningCurve, Trainer
 from ..registry import RANKING, register
 
@@ -444,7 +444,7 @@ class _Counterfactual(ExplainableRanker):
         return self._bpr_step(batch) + augmented
 
 
-@register("CNR", role=RANKING, search_space=_SHARED_SPACE | {"cf_beta": LogFloat(1e-5, 1e-1)},
+@register("CNR", role=RANKING, search_space=_SHARED_SPACE | {"cf_beta": LogFloat(1e-5, 1e-1), "cf_lr": LogFloat(1e-3, 5e-2)},
           source="CNR (paper 004, Sec. 3.4, Eq. 9)")
 class CNR(_Counterfactual, _PerturbationExplainer):
     """Blackbox: up to ``cf_outer`` minimax iterations (a delta step, then ``cf_retrain_epochs`` theta epochs)."""
@@ -461,7 +461,7 @@ class CNR(_Counterfactual, _PerturbationExplainer):
             optimizer=self._optimizer(), on_epoch=on_epoch)
 
 
-@register("CNR-L2", role=RANKING, search_space=_SHARED_SPACE | {"cf_beta": LogFloat(1e-5, 1e-1)},
+@register("CNR-L2", role=RANKING, search_space=_SHARED_SPACE | {"cf_beta": LogFloat(1e-5, 1e-1), "cf_lr": LogFloat(1e-3, 5e-2)},
           source="CNR with the L2 distance of Eq. 9 (paper 004, Sec. 3.4)")
 class CNRL2(CNR):
     """CNR with the squared L2 distance instead of the elastic net."""
