@@ -19,8 +19,7 @@ import torch
 
 from xrec_core.device import set_threads
 from xrec_core.experiments import nar
-from xrec_core.models.nar.models import ExplainableRanker, RankerConfig
-from xrec_core.models.ncf import NCF
+from xrec_core.models.nar.models import RANKERS
 from xrec_core.plots import save_figure
 from xrec_core.records import MetricRow
 
@@ -34,14 +33,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="amazon2014-instruments")
     parser.add_argument("--scale", default="full")
-    parser.add_argument("--epochs", type=int, default=3, help="base training epochs measured per model")
+    parser.add_argument("--epochs", type=int, default=3, help="epoch cap of each training phase (patience = cap)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results-dir", default="")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     set_threads(args.threads)
-    cfg = nar.NARConfig.from_scale(args.scale, dataset=args.dataset, n_threads=args.threads, epochs=args.epochs,
-                                   adv_epochs=1, cf_outer=1, results_dir=args.results_dir)
+    cfg = nar.NARConfig.from_scale(args.scale, dataset=args.dataset, n_threads=args.threads, max_epochs=args.epochs,
+                                   patience=args.epochs, cf_outer=1, results_dir=args.results_dir)
     data = nar.prepare(cfg, cfg.seed)
     rec = BenchRecorder("bench_nar", config=cfg, dataset=cfg.dataset, threads=args.threads, seed=cfg.seed,
                         results_dir=args.results_dir or None, name=f"bench_nar__{args.scale}__{cfg.dataset}")
@@ -51,15 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     for dev in devices:
         for name in MODELS:
             with Clock() as clock:
-                if name == "NCF":
-                    NCF(k=cfg.dim, layers=(2 * cfg.dim, cfg.dim), lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                        loss="bpr", device=dev, seed=cfg.seed).fit(data.train)
-                    examples = data.train.nnz * cfg.epochs
-                else:
-                    rc = RankerConfig(dim=cfg.dim, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, adv_epochs=1,
-                                      cf_outer=1, cf_inner=cfg.cf_inner, seed=cfg.seed)
-                    model = ExplainableRanker(name, data.f_u, data.f_i, rc, device=dev).fit(data.train)
-                    examples = data.train.nnz * len(model.losses)  # base epochs plus augmentation epochs
+                train, valid = nar.validation_split(data, cfg, cfg.seed)
+                model = RANKERS[name](**nar.ranker_params(cfg, cfg.seed, dev)).fit(train, valid)
+                # every phase's epochs (base plus augmentation), validation included in the time
+                examples = train.interactions.nnz * sum(c.epochs for c in model.curves.values())
             wall = clock.wall_s
             rate = examples / wall
             rec.add_metric(MetricRow.from_values("speed", cfg.dataset, f"{name} ({dev})", "train examples/s", [rate],

@@ -7,7 +7,8 @@
 * :func:`warm_start_folds` / :func:`cold_start_folds`: Wang & Blei (2011) in-matrix and
   out-of-matrix 5-fold protocols (Ask the GRU).
 * :func:`per_user_holdout` + :func:`sample_candidates`: per-user 4:1 split ranked among 100
-  sampled candidates (NAR/CAR/CNR).
+  sampled candidates (NAR/CAR/CNR); :func:`hold_out_one` carves a validation positive per user
+  from the training positives.
 """
 
 from __future__ import annotations
@@ -183,3 +184,25 @@ def sample_candidates(user_positives: Sequence[np.ndarray], n_items: int, n: int
                         break
         out[u] = chosen
     return out
+
+
+def hold_out_one(user_items: Sequence[np.ndarray], users: Sequence[int], seed: int = 0,
+                 min_remaining: int = 1) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Move one random positive of each of ``users`` out of its list (a validation split of training data).
+
+    Users left with fewer than ``min_remaining`` positives keep all of theirs. Returns
+    ``(remaining, held_users, held_items)``: the lists without the held-out items and, per held-out
+    user, the item taken.
+    """
+    rng = np.random.default_rng(seed)
+    remaining = [np.asarray(items) for items in user_items]
+    held_users, held_items = [], []
+    for u in users:
+        items = remaining[u]
+        if len(items) < min_remaining + 1:
+            continue
+        pick = int(rng.integers(len(items)))
+        held_users.append(int(u))
+        held_items.append(int(items[pick]))
+        remaining[u] = np.delete(items, pick)
+    return remaining, np.array(held_users, dtype=np.int64), np.array(held_items, dtype=np.int64)

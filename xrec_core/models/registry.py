@@ -100,6 +100,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "xrec_core.models.lstm_lm",
     "xrec_core.models.gcn",
     "xrec_core.models.opinosis",
+    "xrec_core.models.nar.models",
 )
 
 
