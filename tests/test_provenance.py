@@ -146,7 +146,7 @@ def test_runner_refuses_a_dirty_full_run_before_executing(tmp_path, monkeypatch)
     import papermill
 
     monkeypatch.delenv(ALLOW_DIRTY_ENV, raising=False)
-    monkeypatch.setattr(runner_mod, "validate_parameters", lambda *a: None)
+    monkeypatch.setattr(runner_mod, "validate_parameters", lambda paper, scale, params, data_dir=None: params)
     monkeypatch.setattr(rec_mod, "changed_files", lambda root=None: ["xrec_core/x.py"])
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("executed a dirty run"))
     with pytest.raises(DirtyCheckoutError, match="xrec_core/x.py"):
@@ -187,7 +187,7 @@ def test_run_paper_returns_the_records_its_kernel_wrote(tmp_path, monkeypatch):
         other.write_text("{}")  # another run's record, written meanwhile
         Path(dst).write_text("{}")
 
-    monkeypatch.setattr(runner_mod, "validate_parameters", lambda *a: None)
+    monkeypatch.setattr(runner_mod, "validate_parameters", lambda paper, scale, params, data_dir=None: params)
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     result = runner_mod.run_paper("mt", "smoke", output_dir=tmp_path / "out", results_dir=tmp_path / "results")
     assert [p.name for p in result.records] == ["mt__smoke__d__seed1.json"]
