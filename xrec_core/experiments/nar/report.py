@@ -296,22 +296,19 @@ def explanation_browser(words: pd.DataFrame):
     """Interactive view (ipywidgets): pick a user, see the ground truth and every model's top explanation words.
 
     Returns the widget, or ``None`` without ipywidgets; the caller shows the static table as well,
-    so the published page renders without a kernel.
+    so the published page renders without a kernel. The table is an ``HTML`` widget whose value is
+    replaced on each pick: an ``Output`` widget with ``clear_output`` intermittently deadlocks
+    nbclient when papermill executes the notebook in batch.
     """
     try:
         import ipywidgets as widgets
     except ImportError:
         return None
-    from IPython.display import display
+
+    def table(row: int) -> str:
+        return words.iloc[[row]].set_index("user").T.to_html()
 
     pick = widgets.Dropdown(options=[(f"user {u}", k) for k, u in enumerate(words["user"])], description="user")
-    out = widgets.Output()
-
-    def show(change=None) -> None:
-        out.clear_output()
-        with out:
-            display(words.iloc[[pick.value]].set_index("user").T)
-
-    pick.observe(show, names="value")
-    show()
-    return widgets.VBox([pick, out])
+    view = widgets.HTML(value=table(0))
+    pick.observe(lambda change: setattr(view, "value", table(change["new"])), names="value")
+    return widgets.VBox([pick, view])
