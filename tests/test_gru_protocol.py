@@ -226,3 +226,14 @@ def test_config_errors():
     assert (cfg.dropout_emb, cfg.dropout_h1, cfg.dropout_h2) == (0.1, 0.5, 0.3)
     assert (cfg.ctr_k, cfg.ctr_lambda_u, cfg.ctr_lambda_v, cfg.ctr_a, cfg.ctr_b) == (200, 0.01, 100.0, 1.0, 0.01)
 
+
+
+def test_cbow_window_comes_from_the_config(tiny, monkeypatch):
+    _, cfg, data = tiny
+    seen = []
+    monkeypatch.setattr(chapter.protocol, "pretrain_cbow", lambda *a, window, **kw: seen.append(window))
+    cfg.cbow_window, cfg.cbow_window_unordered = 3, 40
+    chapter.pretrained_embeddings(data, cfg, 4)
+    data.ordered = False
+    chapter.pretrained_embeddings(data, cfg, 4)
+    assert seen == [3, 40]
