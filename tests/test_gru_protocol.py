@@ -237,3 +237,16 @@ def test_cbow_window_comes_from_the_config(tiny, monkeypatch):
     data.ordered = False
     chapter.pretrained_embeddings(data, cfg, 4)
     assert seen == [3, 40]
+
+
+def test_tuning_hook_runs_a_study_per_model_and_feeds_the_run(tiny, tmp_path):
+    pytest.importorskip("optuna")
+    _, cfg, data = tiny
+    cfg.results_dir = str(tmp_path)
+    res = chapter.tune_models(cfg, ["Embed", "BPR"], n_trials=2, data=data)
+    assert set(res) == {"Embed", "BPR"} and all(r.n_trials_done == 2 for r in res.values())
+    best = chapter.stored_best_params(cfg, ["Embed", "BPR", "CTR"])
+    assert set(best) == {"Embed", "BPR"} and set(best["Embed"]) == {"lr", "k", "dropout_emb", "user_reg"}
+    # the tuned values land in the model's config fields (BPR's under bpr_*)
+    tuned_cfg = chapter.protocol.with_tuned(cfg, "BPR", best["BPR"])
+    assert tuned_cfg.bpr_k == best["BPR"]["k"] and tuned_cfg.bpr_lr == best["BPR"]["lr"]

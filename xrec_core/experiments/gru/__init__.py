@@ -16,7 +16,7 @@ from .data import Fold, GRUData, data_statistics, fold_summary, from_citeulike, 
 from .protocol import (evaluate_topk, fit_text_model, pretrained_embeddings, run_protocol, tag_recall, unit_fingerprint)
 from .report import (baseline_summary, claims_frame, health_frame, model_summary, plot_figure3, plot_learning_curves,
                      plot_saliency, record_results, saliency_html, show_committed, show_saliency, table1)
-from .tuning import stored_best_params, tune_models
+from .tuning import record_tuning, stored_best_params, tune_models
 
 __all__ = [
     "BASELINES", "CTR_MODELS", "HR_METRIC", "METRIC", "M_MAX", "MODELS", "NEURAL", "ORDER_SENSITIVE", "SCENARIOS",
@@ -24,5 +24,5 @@ __all__ = [
     "from_mter", "load_data", "make_folds", "testable_models", "evaluate_topk", "fit_text_model", "pretrained_embeddings",
     "run_protocol", "tag_recall", "unit_fingerprint", "baseline_summary", "claims_frame", "health_frame", "model_summary",
     "plot_figure3", "plot_learning_curves", "plot_saliency", "record_results", "saliency_html", "show_committed", "show_saliency",
-    "table1", "stored_best_params", "tune_models",
+    "table1", "record_tuning", "stored_best_params", "tune_models",
 ]
