@@ -33,13 +33,20 @@ class GRUConfig(ExperimentConfig):
     caps the users ranked at validation.
 
     CTR follows the paper (Wang & Blei's settings, K = 200, lambda_v = 100; ``ctr_max_iter`` ALS
-    sweeps over topics from an LDA of ``ctr_lda_iter`` iterations). BPR (the issue-9
-    baseline) takes ``bpr_*`` here; its tuning study replaces them when it has run.
+    sweeps over topics from an LDA of ``ctr_lda_iter`` iterations). The earlier full preset ran
+    CTR with K = 32, which cost it a fifth of its warm Recall@50 (CiteULike-t, 3,000 papers, warm
+    fold 1: 25.0% at K = 32, 31.3% at K = 200); the parity harness's CTR (``xrec_core.parity``) is
+    higher still because it uses lambda_v = 0.01, which frees the item vectors from the topics
+    (41.8% at K = 32) at the expense of cold items, which have only their topics. BPR (the
+    issue-9 baseline) takes ``bpr_*`` here; its tuning study replaces them when it has run.
 
-    The ``full`` preset (CPU) keeps the paper's K = 200 for Embed and CTR; the GRU encoder uses
-    K = 64 (``k_h1`` = 64) there, because the paper-sized bidirectional GRU (K_h1 = 400) does not
-    train to early stopping on a shared 2-core CPU within a session; the record says so in a note.
-    ``paper`` keeps every paper size.
+    The ``full`` preset (CPU) keeps the paper's K = 200 for Embed and CTR, and the paper's batch
+    of 512 users; the earlier preset stopped every neural model after at most 80 updates of 128
+    users, before it had learnt even item popularity (Embed 1.8% vs MostPop 8.3% warm Recall@50
+    on CiteULike-t). The GRU encoder uses K = K_h1 = 64 there: one update of the paper-sized
+    bidirectional GRU (K_h1 = 400) on 1,024 texts took over 100 s on one core of the shared CPU,
+    far too slow to train to early stopping; 64 is our choice, not a measured optimum, and the
+    record says so in a note. ``paper`` keeps every paper size.
     """
 
     dataset: str = "mter-cellphones"
