@@ -9,12 +9,21 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from xrec_core.data.splits import liked_pair_keys, sample_unliked
 from xrec_core.models.gru import (
-    EmbedEncoder, GRUEncoder, TextRecNet, TextRecommender, Validation, confidence_weights, pad_tokens,
+    EmbedEncoder, GRUEncoder, TextRecData, TextRecNet, TextRecommender, Validation, confidence_weights, pad_tokens,
     rating_loss, reciprocal_hit_rank, tag_loss, topk_from_factors, word_saliency,
 )
 
 torch.set_num_threads(1)
+
+#: every setting a TextRecommender needs (the chapter config supplies them in a run)
+SETTINGS = dict(k=8, k_h1=8, dropout=(0.1, 0.5, 0.3), mtl=False, lam=0.5, alpha=10.0, eps=1e-8, tag_neg_weight=0.01,
+                user_reg=0.01, batch_users=16, lr=0.05, max_updates=150, updates_per_epoch=50, patience=2)
+
+
+def _recommender(encoder="embed", **overrides):
+    return TextRecommender(encoder, **{**SETTINGS, **overrides})
 
 
 # ----------------------------------------------------------------------------- ranking metrics
@@ -33,7 +42,7 @@ def test_topk_and_recall_hr_hand_computed():
 
 
 def test_recall_at_m_and_hr10_hand_computed():
-    from xrec_core.experiments.gru import Fold, _evaluate_topk
+    from xrec_core.experiments.gru import Fold, evaluate_topk
 
     # user A liked {2, 7, 9}: hits at ranks 1 and 4 -> Recall@1 = 1/3, Recall@4 = 2/3, HR@10 = 1 + 1/4
     # user B liked {5}: hit at rank 10 -> Recall@9 = 0, Recall@10 = 1, HR@10 = 1/10
@@ -44,7 +53,7 @@ def test_recall_at_m_and_hr10_hand_computed():
     assert hr == pytest.approx([1.25, 0.1])
     fold = Fold("warm", 0, sp.csr_matrix((2, 13)), np.ones(13, bool), np.array([0, 1]), rel, None, None,
                 Validation(np.zeros(0, np.int64), [], None))
-    out = _evaluate_topk(top, fold)
+    out = evaluate_topk(top, fold)
     curve = out["recall_curve"]
     assert len(curve) == 100
     assert curve[0] == pytest.approx((1 / 3 + 0) / 2)
@@ -153,8 +162,8 @@ def test_fit_keeps_cold_embeddings_zero_and_learns_from_text():
     likes = sp.csr_matrix(likes.multiply(known[None, :]))
     likes.eliminate_zeros()
     tags = sp.csr_matrix(np.eye(2)[group])
-    model = TextRecommender("embed", k=8, mtl=True, batch_users=16, max_updates=150, lr=0.05, seed=0,
-                            progress=False).fit(likes, tokens, vocab_size=9, known=known, tags=tags)
+    model = _recommender(mtl=True).fit(TextRecData(likes, tokens, 9, known=known, tags=tags))
+    assert model.n_updates == 150 and model.curve.epochs == 3  # no validation split: the training loss decides
     w = model.net.item.weight.detach()
     assert torch.count_nonzero(w[torch.as_tensor(~known)]) == 0
     assert torch.count_nonzero(model.net.item_bias.weight.detach()[torch.as_tensor(~known)]) == 0
@@ -167,25 +176,27 @@ def test_fit_keeps_cold_embeddings_zero_and_learns_from_text():
 
 def test_negative_sampling_never_returns_a_liked_item():
     likes = sp.csr_matrix(np.array([[1, 1, 1, 0, 0], [0, 0, 0, 1, 1]]))
-    keys = np.sort(np.array([0 * 5 + 0, 0 * 5 + 1, 0 * 5 + 2, 1 * 5 + 3, 1 * 5 + 4]))
+    keys = liked_pair_keys(likes)
+    assert keys.tolist() == [0, 1, 2, 8, 9]
     rng = np.random.default_rng(0)
     users = np.repeat([0, 1], 200)
-    neg = TextRecommender._sample_negatives(users, np.arange(5), keys, 5, rng)
-    assert set(neg[users == 0]) <= {3, 4} and set(neg[users == 1]) <= {0, 1, 2}
-    assert set(neg[users == 0]) == {3, 4}
-    assert likes.shape == (2, 5)
+    neg = sample_unliked(users, np.arange(5), keys, 5, rng)
+    assert set(neg[users == 0]) == {3, 4} and set(neg[users == 1]) == {0, 1, 2}
+    # the pool restricts the draws (negatives only among items with an embedding)
+    neg = sample_unliked(users, np.array([1, 3]), keys, 5, rng)
+    assert set(neg[users == 0]) == {3} and set(neg[users == 1]) == {1}
 
 
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="encoder"):
-        TextRecommender("lstm")
+        _recommender("lstm")
     likes, tokens, _ = _planted()
     with pytest.raises(ValueError, match="tags"):
-        TextRecommender("embed", mtl=True, progress=False).fit(likes, tokens, vocab_size=9)
+        _recommender(mtl=True).fit(TextRecData(likes, tokens, 9))
     with pytest.raises(ValueError, match="rows"):
-        TextRecommender("embed", progress=False).fit(likes, tokens[:5], vocab_size=9)
+        _recommender().fit(TextRecData(likes, tokens[:5], 9))
     with pytest.raises(RuntimeError, match="not fitted"):
-        TextRecommender("embed").score(np.array([0]))
+        _recommender().score(np.array([0]))
 
 
 # ----------------------------------------------------------------------------- saliency
@@ -223,7 +234,7 @@ def test_saliency_of_embed_model_closed_form():
 
 def test_model_saliency_uses_item_text():
     likes, tokens, _ = _planted(n_users=10, n_items=16)
-    model = TextRecommender("gru", k=4, k_h1=3, batch_users=4, max_updates=2, progress=False).fit(likes, tokens, vocab_size=9)
+    model = _recommender("gru", k=4, k_h1=3, batch_users=4, max_updates=2, updates_per_epoch=1).fit(TextRecData(likes, tokens, 9))
     sal = model.saliency(0, 3)
     assert sal.shape == ((tokens[3] != 0).sum(),)
     assert np.all(sal >= 0)

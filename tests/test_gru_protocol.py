@@ -19,8 +19,8 @@ def tiny(fixtures_dir):
     d = build_mter({ext: folder / f"tiny.{ext}" for ext in ("entry", "featuremap", "wordmap", "usermap", "itemmap")})
     cfg = chapter.GRUConfig.from_scale(
         "smoke", max_items=0, min_user_likes=3, min_item_likes=3, min_tag_items=2, min_word_freq=1, n_folds=2,
-        folds_run=2, k=4, k_h1=3, batch_users=4, max_updates=4, eval_every=2, cbow_epochs=1, n_saliency=2,
-        ctr_k=3, ctr_max_iter=2, ctr_lda_iter=2, bpr_epochs=2, results_dir="")
+        folds_run=2, k=4, k_gru=4, k_h1=3, batch_users=4, max_updates=4, updates_per_epoch=2, cbow_epochs=1,
+        n_saliency=2, ctr_k=3, ctr_max_iter=2, ctr_lda_iter=2, bpr_k=3, bpr_epochs=2, results_dir="")
     return d, cfg, chapter.from_mter(d, cfg)
 
 
@@ -71,36 +71,140 @@ def test_folds_follow_the_protocol(tiny):
     assert warm_tests == {(u, j) for u, j in all_likes if eligible[j]}
 
 
-def test_protocol_units_resume_and_record(tiny, tmp_path):
-    from xrec_core.records import RunRecorder, UnitStore
+class Counting:
+    """A unit computer that counts its calls and raises KeyboardInterrupt (an interrupt) after ``stop_after`` units."""
 
+    def __init__(self, stop_after: int | None = None, crash: str | None = None) -> None:
+        self.calls: list[tuple[str, int, str]] = []
+        self.stop_after, self.crash = stop_after, crash
+
+    def __call__(self, name, fold, data, cfg, pretrained):
+        if self.stop_after is not None and len(self.calls) >= self.stop_after:
+            raise KeyboardInterrupt
+        self.calls.append((fold.scenario, fold.index, name))
+        if name == self.crash:
+            raise RuntimeError(f"{name} broke")
+        return chapter.protocol.compute_unit(name, fold, data, cfg, pretrained)
+
+
+def _record(cfg, data, res, tmp_path):
+    from xrec_core.records import RunRecorder
+
+    rec = RunRecorder("gru", config=cfg, scale="smoke", dataset=cfg.dataset, seed=cfg.seed, results_dir=tmp_path)
+    chapter.record_results(rec, cfg, data, res)
+    return rec.as_dict()
+
+
+def _store(cfg, path):
+    from xrec_core.records import UnitStore
+
+    return UnitStore(path, chapter.unit_fingerprint(cfg))
+
+
+def test_interrupted_protocol_resumes_and_matches_an_uninterrupted_run(tiny, tmp_path):
     _, cfg, data = tiny
     cfg.models = "GRU-MTL,Embed"
-    cfg.baselines = False
+    folds = chapter.make_folds(data, cfg)[1:3]  # warm fold 2 and cold fold 1
+    n_units = 2 * 2 + 2  # two models per fold + MostPop and BPR on the warm fold
+    store = _store(cfg, tmp_path / "units")
+    first = Counting(stop_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        chapter.run_protocol(cfg, data, folds, store=store, progress=False, compute=first)
+    assert len(first.calls) == 3
+    second = Counting()
+    res = chapter.run_protocol(cfg, data, folds, store=store, progress=False, compute=second)
+    assert len(second.calls) == n_units - 3 and not set(second.calls) & set(first.calls)
+    third = Counting()
+    again = chapter.run_protocol(cfg, data, folds, store=store, progress=False, compute=third)
+    assert third.calls == []  # every unit loaded, none computed
+    whole = chapter.run_protocol(cfg, data, folds, store=_store(cfg, tmp_path / "other"), progress=False)
+    d, d_whole = _record(cfg, data, res, tmp_path), _record(cfg, data, whole, tmp_path / "w")
+    assert [(m["model"], m["metric"], m["values"]) for m in d["metrics"]] == \
+        [(m["model"], m["metric"], m["values"]) for m in d_whole["metrics"]]
+    assert again["warm"]["Embed"][0]["recall50"] == res["warm"]["Embed"][0]["recall50"]
+
+
+def test_record_has_rows_health_curves_and_claims(tiny, tmp_path):
+    _, cfg, data = tiny
+    cfg.models = "GRU-MTL,Embed"
     folds = chapter.make_folds(data, cfg)[::2]  # one warm, one cold fold
-    store = UnitStore(tmp_path / "units", chapter.unit_fingerprint(cfg))
-    res = chapter.run_protocol(cfg, data, folds, store=store, progress=False)
-    assert set(res["warm"]) == {"GRU-MTL", "Embed"} and len(res["cold"]["GRU-MTL"]) == 1
+    res = chapter.run_protocol(cfg, data, folds, store=_store(cfg, tmp_path / "u"), progress=False)
     r = res["cold"]["GRU-MTL"][0]
     assert len(r["recall_curve"]) == 100 and 0 <= r["recall50"] <= 1 and "tag_recall50" in r
     assert np.all(np.diff(r["recall_curve"]) >= -1e-12)  # Recall@M is non-decreasing in M
     assert r["recall_curve"][49] == pytest.approx(r["recall50"])
+    assert r["curve"]["epochs"] == len(r["curve"]["train_loss"]) >= 1 and r["updates"] <= cfg.max_updates
     sal = res["warm"]["GRU-MTL"][0]["saliency"]
     assert len(sal) == 2 and len(sal[0]["words"]) == len(sal[0]["saliency"])
-    # a rerun loads every unit instead of training
-    again = chapter.run_protocol(cfg, data, folds, store=store, progress=False)
-    assert again == res
-    rec = RunRecorder("gru", config=cfg, scale="smoke", dataset=cfg.dataset, seed=cfg.seed, results_dir=tmp_path)
-    chapter.record_results(rec, cfg, data, res)
-    d = rec.as_dict()
+    d = _record(cfg, data, res, tmp_path)
     metrics = {(m["model"], m["metric"]) for m in d["metrics"]}
     assert ("GRU-MTL", "Tag Recall@50 cold (%)") in metrics and ("Embed", "HR@10 warm") in metrics
     row = next(m for m in d["metrics"] if m["model"] == "Embed" and m["metric"] == "Recall@50 warm (%)")
     assert row["value"] == pytest.approx(100 * res["warm"]["Embed"][0]["recall50"])
     assert row["compare_to"] == "citeulike-a"
     assert "fig3_cold/GRU-MTL" in d["curves"] and d["tables"]["saliency"][0]["model"] == "GRU-MTL"
-    claims = {c["claim"]: c["holds"] for c in d["claims"]}
-    assert claims["cold: GRU beats the best of CTR and Embed (Recall@50)"] is None  # CTR did not run
+    # health: every ranker against MostPop on warm Recall@50, every neural fit's loss
+    checks = {(h["model"], h["check"]) for h in d["health"]}
+    for model in ("GRU-MTL", "Embed", "BPR"):
+        assert (model, "Recall@50 warm >= 0.9x MostPop") in checks
+    assert ("Embed", "training loss went down") in checks
+    assert set(d["learning_curves"]) == {"GRU-MTL", "Embed"} and set(d["learning_curves"]["Embed"]) == {"warm fold 1", "cold fold 1"}
+    claims = {c["claim"]: c for c in d["claims"]}
+    # CTR did not run: untestable, and so is every claim with a single fold
+    c = claims["cold: GRU beats CTR and Embed (Recall@50)"]
+    assert c["verdict"] == "untestable" and "CTR" in c["evidence"]
+    assert all(c["verdict"] == "untestable" for c in d["claims"])
+    assert any("fold" in c["evidence"] or "not run" in c["evidence"] for c in d["claims"])
+
+
+def test_a_crashed_baseline_makes_its_claims_untestable_and_is_noted(tiny, tmp_path):
+    _, cfg, data = tiny
+    cfg.models = "Embed"
+    folds = [f for f in chapter.make_folds(data, cfg) if f.scenario == "warm"]  # two warm folds
+    res = chapter.run_protocol(cfg, data, folds, store=_store(cfg, tmp_path / "u"), progress=False,
+                               compute=Counting(crash="BPR"))
+    assert sorted(res["crashed"]) == ["warm/fold0/BPR", "warm/fold1/BPR"] and "BPR" not in res["warm"]
+    d = _record(cfg, data, res, tmp_path)
+    assert any("BPR (warm)" in n and "missing" in n for n in d["notes"])
+    bpr_claim = next(c for c in d["claims"] if "BPR" in c["claim"])
+    assert bpr_claim["verdict"] == "untestable" and "not run or crashed: BPR" in bpr_claim["evidence"]
+
+
+def test_claims_with_two_folds_are_decided(tiny, tmp_path):
+    from xrec_core.experiments.common import ClaimJudge
+    from xrec_core.records import RunRecorder
+
+    _, cfg, data = tiny
+    rec = RunRecorder("gru", config=cfg, scale="smoke", dataset=cfg.dataset, seed=cfg.seed, results_dir=tmp_path)
+    fold = {"recall50": 0.0, "hr10": 0.0}
+    res = {"warm": {"Embed-MTL": [dict(fold, recall50=v) for v in (0.5, 0.6)],
+                    "Embed": [dict(fold, recall50=v) for v in (0.2, 0.25)], "BPR": [dict(fold, recall50=0.1)] * 2},
+           "cold": {}, "crashed": {}}
+    chapter.report.judge_claims(ClaimJudge(rec, unit="fold"), res, cfg, data)
+    claims = {c.claim: c for c in rec.claims}
+    assert claims["warm: multi-task learning improves Embed (Recall@50)"].verdict == "holds"
+    assert claims["warm: multi-task learning improves GRU (Recall@50)"].verdict == "untestable"
+    # without word order the GRU claims are untestable with that reason
+    data.ordered = False
+    rec.claims.clear()
+    chapter.report.judge_claims(ClaimJudge(rec, unit="fold"), res, cfg, data)
+    c = next(c for c in rec.claims if c.claim == "warm: multi-task learning improves GRU (Recall@50)")
+    assert c.verdict == "untestable" and "no word order" in c.evidence
+
+
+def test_registry_builds_every_model_of_table1(tiny):
+    from xrec_core.models.registry import build, entry
+
+    _, cfg, data = tiny
+    for name in chapter.MODELS:
+        assert entry(name).search_space, name
+    for name in chapter.NEURAL:
+        model = build(name, **chapter.protocol.text_model_params(name, cfg, 0))
+        assert model.name == name and model.mtl == name.endswith("-MTL")
+    assert build("CTR-MTL", tags=data.tags, k=3).tags.shape == data.tags.shape
+    assert {"lam"} <= set(entry("GRU-MTL").search_space) and {"lr", "k", "dropout_emb"} <= set(entry("Embed").search_space)
+    for name in chapter.BASELINES:
+        assert entry(name)
 
 
 def test_order_sensitive_models_not_testable_without_word_order(tiny):
@@ -117,7 +221,32 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="folds_run"):
         chapter.GRUConfig.from_scale("smoke", folds_run=6)
     cfg = chapter.GRUConfig.from_scale("paper")
-    assert (cfg.k, cfg.k_h1, cfg.batch_users, cfg.max_updates, cfg.alpha, cfg.eps) == (200, 400, 512, 20000, 10.0, 1e-8)
+    assert (cfg.k, cfg.k_gru, cfg.k_h1, cfg.batch_users, cfg.max_updates, cfg.alpha, cfg.eps) == (200, 200, 400, 512, 20000, 10.0, 1e-8)
+    assert (cfg.cbow_window, cfg.cbow_window_unordered) == (5, 50)
     assert (cfg.dropout_emb, cfg.dropout_h1, cfg.dropout_h2) == (0.1, 0.5, 0.3)
     assert (cfg.ctr_k, cfg.ctr_lambda_u, cfg.ctr_lambda_v, cfg.ctr_a, cfg.ctr_b) == (200, 0.01, 100.0, 1.0, 0.01)
 
+
+
+def test_cbow_window_comes_from_the_config(tiny, monkeypatch):
+    _, cfg, data = tiny
+    seen = []
+    monkeypatch.setattr(chapter.protocol, "pretrain_cbow", lambda *a, window, **kw: seen.append(window))
+    cfg.cbow_window, cfg.cbow_window_unordered = 3, 40
+    chapter.pretrained_embeddings(data, cfg, 4)
+    data.ordered = False
+    chapter.pretrained_embeddings(data, cfg, 4)
+    assert seen == [3, 40]
+
+
+def test_tuning_hook_runs_a_study_per_model_and_feeds_the_run(tiny, tmp_path):
+    pytest.importorskip("optuna")
+    _, cfg, data = tiny
+    cfg.results_dir = str(tmp_path)
+    res = chapter.tune_models(cfg, ["Embed", "BPR"], n_trials=2, data=data)
+    assert set(res) == {"Embed", "BPR"} and all(r.n_trials_done == 2 for r in res.values())
+    best = chapter.stored_best_params(cfg, ["Embed", "BPR", "CTR"])
+    assert set(best) == {"Embed", "BPR"} and set(best["Embed"]) == {"lr", "k", "dropout_emb", "user_reg"}
+    # the tuned values land in the model's config fields (BPR's under bpr_*)
+    tuned_cfg = chapter.protocol.with_tuned(cfg, "BPR", best["BPR"])
+    assert tuned_cfg.bpr_k == best["BPR"]["k"] and tuned_cfg.bpr_lr == best["BPR"]["lr"]

@@ -206,3 +206,40 @@ def hold_out_one(user_items: Sequence[np.ndarray], users: Sequence[int], seed: i
         held_items.append(int(items[pick]))
         remaining[u] = np.delete(items, pick)
     return remaining, np.array(held_users, dtype=np.int64), np.array(held_items, dtype=np.int64)
+
+
+def liked_pair_keys(likes) -> np.ndarray:
+    """Sorted ``user * n_items + item`` keys of every like of a ``(n_users, n_items)`` sparse matrix.
+
+    The lookup table :func:`sample_unliked` searches (one ``int64`` per like).
+    """
+    import scipy.sparse as sp
+
+    likes = sp.csr_matrix(likes)
+    n_users, n_items = likes.shape
+    counts = np.diff(likes.indptr)
+    return np.sort(np.repeat(np.arange(n_users, dtype=np.int64), counts) * n_items + likes.indices.astype(np.int64))
+
+
+def sample_unliked(users: np.ndarray, pool: np.ndarray, liked_keys: np.ndarray, n_items: int,
+                   rng: np.random.Generator, max_tries: int = 50) -> np.ndarray:
+    """One negative item per entry of ``users``, uniform over ``pool`` among the items that user has not liked.
+
+    Rejection sampling: draws that hit a like (``liked_keys`` from :func:`liked_pair_keys`) are
+    redrawn, up to ``max_tries`` rounds (a user who liked nearly all of ``pool`` may keep a clash
+    after that; with the sparse like matrices of the papers this does not happen in practice).
+    Used for the one-positive-one-negative mini-batches of Ask the GRU (Sec. 4.1.2).
+    """
+    users = np.asarray(users, dtype=np.int64)
+    pool = np.asarray(pool, dtype=np.int64)
+    if pool.size == 0:
+        raise ValueError("cannot sample negatives from an empty item pool")
+    neg = pool[rng.integers(0, pool.size, size=users.size)]
+    for _ in range(max_tries if liked_keys.size else 0):
+        keys = users * n_items + neg
+        pos = np.searchsorted(liked_keys, keys)
+        clash = (pos < liked_keys.size) & (liked_keys[np.minimum(pos, liked_keys.size - 1)] == keys)
+        if not clash.any():
+            break
+        neg[clash] = pool[rng.integers(0, pool.size, size=int(clash.sum()))]
+    return neg

@@ -101,6 +101,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "xrec_core.models.gcn",
     "xrec_core.models.opinosis",
     "xrec_core.models.nar.models",
+    "xrec_core.models.gru",
 )
 
 

@@ -5,22 +5,27 @@
 ``lambda * C_R + (1 - lambda) * C_T`` (Sec. 3.3; ``C_T`` only for the MTL variants) with Adam,
 with the weighted squared loss ``C_R`` of eq. (2) (``c_ij`` of Sec. 4.1.2) plus an l2 penalty of
 0.01 on the user embeddings, for at most ``max_updates`` updates with early stopping on the
-validation Recall@M.
+validation Recall@M ("early-stopping based on recall on a validation set from the training
+examples"). Training runs through :class:`xrec_core.training.Trainer`: one of its *epochs* is
+``updates_per_epoch`` mini-batch updates followed by one validation.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from ...progress import tqdm
 
+from ...data.splits import liked_pair_keys, sample_unliked
 from ...device import pick_device
-from .._early_stopping import EarlyStopping
+from ...search_space import Float, Int, LogFloat
+from ...training import LearningCurve, Trainer
+from ..registry import RANKING, register
 from .losses import confidence_weights, rating_loss, tag_loss
 from .net import TextRecNet, build_encoder
 from .ranking import topk_from_factors
@@ -38,6 +43,36 @@ class Validation:
     candidates: np.ndarray | None = None  # item ids to rank (None: all)
 
 
+@dataclass
+class TextRecData:
+    """The training data of a text recommender.
+
+    Attributes
+    ----------
+    likes : sparse (n_users, n_items)
+        Training likes ``R`` (0/1).
+    tokens : int array (n_items, T)
+        Every item's text, padded with ``pad_id`` (cold-start items included: their text is known).
+    vocab_size : int
+        Number of word ids.
+    known : bool array (n_items,), optional
+        Items with their own ``v_j``/``b_j`` and that negatives are sampled from; default: items with a like.
+    tags : sparse (n_items, n_tags), optional
+        0/1 item-tag matrix (required by the ``-MTL`` models).
+    tag_items : bool array (n_items,), optional
+        Items whose tags may be used in training (cold start: not the test items); default ``known``.
+    pad_id : int
+    """
+
+    likes: sp.spmatrix
+    tokens: np.ndarray
+    vocab_size: int
+    known: np.ndarray | None = None
+    tags: sp.spmatrix | None = None
+    tag_items: np.ndarray | None = None
+    pad_id: int = 0
+
+
 def pad_tokens(token_lists: Sequence[Sequence[int]], pad_id: int = 0, max_len: int | None = None) -> np.ndarray:
     """``(n, T)`` int array of token ids, right-padded with ``pad_id`` (truncated at ``max_len``)."""
     lists = [list(t)[:max_len] if max_len else list(t) for t in token_lists]
@@ -49,167 +84,151 @@ def pad_tokens(token_lists: Sequence[Sequence[int]], pad_id: int = 0, max_len: i
 
 
 class TextRecommender:
-    """GRU / Embed (and their ``-MTL`` variants) with the paper's training defaults.
+    """GRU / Embed (and their ``-MTL`` variants); every setting comes from the chapter config.
 
     Parameters
     ----------
     encoder : {"gru", "embed"}
         Order-sensitive GRU encoder (Sec. 3.2) or mean of word embeddings (Sec. 3.1).
-    k : int, default 200
-        ``K = K_w = K_h2``.
-    k_h1 : int, default 400
-        First (bidirectional) GRU layer size per direction.
-    dropout : tuple, default (0.1, 0.5, 0.3)
-    mtl : bool, default False
+    k : int
+        ``K = K_w = K_h2`` (paper: 200).
+    k_h1 : int
+        First (bidirectional) GRU layer size per direction (paper: 400).
+    dropout : tuple of float
+        Embedding, first-layer and second-layer dropout (paper: 0.1, 0.5, 0.3).
+    mtl : bool
         Add the tag-prediction task (``-MTL``).
-    lam : float, default 0.5
+    lam : float
         ``lambda`` in ``lambda C_R + (1 - lambda) C_T``; the paper calls it a hyperparameter
-        without a value, 0.5 is our choice.
-    alpha, eps : float, default 10, 1e-8
-        ``c_ij = 1 + alpha log(1 + |R_i| / eps)``.
-    tag_neg_weight : float, default 0.01
+        without a value.
+    alpha, eps : float
+        ``c_ij = 1 + alpha log(1 + |R_i| / eps)`` (paper: 10, 1e-8).
+    tag_neg_weight : float
         ``c'`` down-weighting unobserved tags (not given in the paper).
-    user_reg : float, default 0.01
-        l2 weight on the user embeddings.
-    batch_users : int, default 512
-    lr : float, default 1e-3
-        Adam's learning rate (not given in the paper; Adam's default).
-    max_updates : int, default 20000
-    eval_every : int, default 500
-        Updates between two validation checks.
-    patience : int, default 4
-        Checks without improvement before stopping (the best weights are restored).
-    eval_k : int, default 50
+    user_reg : float
+        l2 weight on the user embeddings (paper: 0.01).
+    batch_users : int
+        Users per mini-batch ``B`` (paper: 512).
+    lr : float
+        Adam's learning rate (not given in the paper).
+    max_updates : int
+        Cap on mini-batch updates (paper: 20k).
+    updates_per_epoch : int
+        Updates between two validations (one :class:`~xrec_core.training.Trainer` epoch).
+    patience : int
+        Validations without improvement before stopping (the best weights are restored).
+    eval_k : int
         Validation Recall@``eval_k`` drives early stopping.
     pretrained : ndarray, optional
         ``(vocab_size, k)`` CBOW word vectors.
     seed : int
-    device : str, default "cpu"
+    device : str
+    progress : bool
     """
 
-    def __init__(self, encoder: str = "gru", *, k: int = 200, k_h1: int = 400,
-                 dropout: tuple[float, float, float] = (0.1, 0.5, 0.3), mtl: bool = False, lam: float = 0.5,
-                 alpha: float = 10.0, eps: float = 1e-8, tag_neg_weight: float = 0.01, user_reg: float = 0.01,
-                 batch_users: int = 512, lr: float = 1e-3, max_updates: int = 20000, eval_every: int = 500,
-                 patience: int = 4, eval_k: int = 50, pretrained: np.ndarray | None = None, seed: int = 0,
-                 device: str = "cpu", progress: bool = True) -> None:
+    def __init__(self, encoder: str, *, k: int, k_h1: int, dropout: tuple[float, float, float], mtl: bool, lam: float,
+                 alpha: float, eps: float, tag_neg_weight: float, user_reg: float, batch_users: int, lr: float,
+                 max_updates: int, updates_per_epoch: int, patience: int, eval_k: int = 50,
+                 pretrained: np.ndarray | None = None, seed: int = 0, device: str = "cpu", progress: bool = False) -> None:
         if encoder not in ("gru", "embed"):
             raise ValueError(f"Unknown encoder {encoder!r}; valid: 'gru', 'embed'")
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1], got {lam}")
+        if max_updates < 1 or updates_per_epoch < 1:
+            raise ValueError(f"max_updates and updates_per_epoch must be >= 1, got {max_updates}, {updates_per_epoch}")
         self.encoder_kind, self.k, self.k_h1, self.dropout = encoder, k, k_h1, tuple(dropout)
         self.mtl, self.lam, self.alpha, self.eps = mtl, lam, alpha, eps
         self.tag_neg_weight, self.user_reg = tag_neg_weight, user_reg
         self.batch_users, self.lr, self.max_updates = batch_users, lr, max_updates
-        self.eval_every, self.patience, self.eval_k = eval_every, patience, eval_k
+        self.updates_per_epoch, self.patience, self.eval_k = updates_per_epoch, patience, eval_k
         self.pretrained, self.seed, self.device, self.progress = pretrained, seed, pick_device(device), progress
         self.net: TextRecNet | None = None
-        self.history: list[dict[str, float]] = []
+        self.curve: LearningCurve | None = None
         self.n_updates = 0
+        self.best_valid_recall = float("nan")
 
     @property
     def name(self) -> str:
         return ("GRU" if self.encoder_kind == "gru" else "Embed") + ("-MTL" if self.mtl else "")
 
     # ------------------------------------------------------------------ training
-    def fit(self, likes: sp.spmatrix, tokens: np.ndarray, *, vocab_size: int, pad_id: int = 0,
-            known: np.ndarray | None = None, tags: sp.spmatrix | None = None, tag_items: np.ndarray | None = None,
-            valid: Validation | None = None) -> "TextRecommender":
-        """Train on the ``(n_users, n_items)`` 0/1 like matrix.
+    def fit(self, train: TextRecData, valid: Validation | None = None,
+            on_epoch: Callable[[int, float], None] | None = None) -> "TextRecommender":
+        """Train on ``train`` until the validation Recall@``eval_k`` on ``valid`` stops improving.
 
-        Parameters
-        ----------
-        likes : sparse (n_users, n_items)
-            Training likes ``R``.
-        tokens : int array (n_items, T)
-            Every item's text, padded with ``pad_id`` (cold-start items included: their text is known).
-        known : bool array (n_items,), optional
-            Items with their own ``v_j``/``b_j`` and that negatives are sampled from; default: items with a like.
-        tags : sparse (n_items, n_tags), optional
-            0/1 item-tag matrix (required when ``mtl``).
-        tag_items : bool array (n_items,), optional
-            Items whose tags may be used in training (cold-start: not the test items); default ``known``.
-        valid : Validation, optional
-            Early stopping data; without it the model trains for ``max_updates`` updates.
+        Without ``valid`` the negated mean training loss of each epoch stands in for the
+        validation metric. ``on_epoch(epoch, value)`` is the Trainer's hook (Optuna pruning).
         """
-        likes = sp.csr_matrix(likes, dtype=np.float32)
+        likes = sp.csr_matrix(train.likes, dtype=np.float32)
         likes.eliminate_zeros()
         n_users, n_items = likes.shape
+        tokens = np.asarray(train.tokens, dtype=np.int64)
         if tokens.shape[0] != n_items:
             raise ValueError(f"tokens has {tokens.shape[0]} rows but likes has {n_items} items")
-        if self.mtl and tags is None:
+        if self.mtl and train.tags is None:
             raise ValueError(f"{self.name} needs a tags matrix (n_items x n_tags)")
-        known = np.asarray(likes.sum(0)).ravel() > 0 if known is None else np.asarray(known, dtype=bool)
-        tag_items = known if tag_items is None else np.asarray(tag_items, dtype=bool)
+        known = np.asarray(likes.sum(0)).ravel() > 0 if train.known is None else np.asarray(train.known, dtype=bool)
+        tag_items = known if train.tag_items is None else np.asarray(train.tag_items, dtype=bool)
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        enc = build_encoder(self.encoder_kind, vocab_size, k=self.k, k_h1=self.k_h1, dropout=self.dropout,
-                            pad_id=pad_id, pretrained=self.pretrained)
-        self.net = TextRecNet(enc, n_users, n_items, known, n_tags=tags.shape[1] if self.mtl else 0).to(self.device)
-        self.tokens, self.pad_id = np.asarray(tokens, dtype=np.int64), pad_id
-        tag_csr = sp.csr_matrix(tags, dtype=np.float32) if self.mtl else None
-        tag_ok = torch.as_tensor(tag_items, dtype=torch.float32)
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        enc = build_encoder(self.encoder_kind, train.vocab_size, k=self.k, k_h1=self.k_h1, dropout=self.dropout,
+                            pad_id=train.pad_id, pretrained=self.pretrained)
+        net = TextRecNet(enc, n_users, n_items, known, n_tags=train.tags.shape[1] if self.mtl else 0).to(self.device)
+        self.net, self.tokens, self.pad_id = net, tokens, train.pad_id
+        tag_csr = sp.csr_matrix(train.tags, dtype=np.float32) if self.mtl else None
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
 
         n_likes = np.diff(likes.indptr)
         active = np.flatnonzero(n_likes > 0)
         if active.size == 0:
             raise ValueError("no user has a training like")
-        weights = torch.as_tensor(confidence_weights(n_likes, self.alpha, self.eps), dtype=torch.float32)
+        weights = confidence_weights(n_likes, self.alpha, self.eps).astype(np.float32)  # (n_users,)
         neg_pool = np.flatnonzero(known)
-        liked_keys = np.sort(np.repeat(np.arange(n_users, dtype=np.int64), n_likes) * n_items + likes.indices)
+        liked_keys = liked_pair_keys(likes)
+        self.n_updates = 0
+        epoch_losses: list[float] = []  # the current epoch's batch losses (validation without ``valid``)
 
-        stopper = EarlyStopping(self.patience, mode="max")
-        self.history = []
-        bar = tqdm(range(1, self.max_updates + 1), desc=self.name, disable=not self.progress, leave=False)
-        for step in bar:
-            self.net.train()
-            users = rng.choice(active, size=min(self.batch_users, active.size), replace=False)  # (B,)
-            pos = likes.indices[likes.indptr[users] + rng.integers(0, n_likes[users])]  # (B,)
-            neg = self._sample_negatives(users, neg_pool, liked_keys, n_items, rng)  # (B,)
-            items = np.concatenate([pos, neg])  # (2B,)
-            u = torch.as_tensor(np.concatenate([users, users]), device=self.device)
-            it = torch.as_tensor(items, device=self.device)
-            target = torch.cat([torch.ones(len(users)), torch.zeros(len(users))]).to(self.device)
-            f, b = self.net.item_repr(it, torch.as_tensor(self._batch_tokens(items), device=self.device))  # (2B, K)
-            pred = self.net.rating(u, f, b)  # (2B,)
-            loss_r = rating_loss(pred, target, weights[u.cpu()].to(self.device))
-            loss_r = loss_r + self.user_reg * (self.net.user(u) ** 2).sum(-1).mean()
-            loss = loss_r
-            if self.mtl:
-                sel = tag_ok[it.cpu()].bool()
-                if sel.any():
-                    t_true = torch.as_tensor(tag_csr[items[sel.numpy()]].toarray(), device=self.device)  # (b, N_t)
-                    loss_t = tag_loss(self.net.tag_logits(f[sel.to(self.device)]), t_true, self.tag_neg_weight)
-                    loss = self.lam * loss_r + (1.0 - self.lam) * loss_t
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            self.n_updates = step
-            if valid is not None and (step % self.eval_every == 0 or step == self.max_updates):
-                rec, lv = self.recall(valid, self.eval_k), loss.item()
-                self.history.append({"update": step, "loss": lv, "valid_recall": rec})
-                log.info("%s update %d loss %.4f valid Recall@%d %.4f", self.name, step, lv, self.eval_k, rec)
-                bar.set_postfix(loss=f"{lv:.3f}", recall=f"{rec:.4f}")
-                if stopper.step(rec, self.net):
-                    break
-        stopper.restore(self.net)
-        self.best_valid_recall = float(stopper.best) if stopper.improved_once else float("nan")
+        def batches(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+            epoch_losses.clear()
+            for _ in range(min(self.updates_per_epoch, self.max_updates - self.n_updates)):
+                self.n_updates += 1
+                users = rng.choice(active, size=min(self.batch_users, active.size), replace=False)  # (B,)
+                pos = likes.indices[likes.indptr[users] + rng.integers(0, n_likes[users])]  # (B,)
+                neg = sample_unliked(users, neg_pool, liked_keys, n_items, rng)  # (B,)
+                items = np.concatenate([pos, neg])  # (2B,)
+                batch = {"users": torch.as_tensor(np.concatenate([users, users])),  # (2B,)
+                         "items": torch.as_tensor(items),  # (2B,)
+                         "tokens": torch.as_tensor(self._batch_tokens(items)),  # (2B, T)
+                         "target": torch.cat([torch.ones(len(users)), torch.zeros(len(users))]),  # (2B,)
+                         "weight": torch.as_tensor(np.concatenate([weights[users], weights[users]]))}  # (2B,)
+                if self.mtl:
+                    sel = tag_items[items]  # (2B,) items whose tags may be used
+                    batch["tag_rows"] = torch.as_tensor(np.flatnonzero(sel))  # (b,)
+                    batch["tags"] = torch.as_tensor(tag_csr[items[sel]].toarray())  # (b, N_t)
+                yield batch
+
+        def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            f, b = net.item_repr(batch["items"], batch["tokens"])  # (2B, K), (2B,)
+            pred = net.rating(batch["users"], f, b)  # (2B,)
+            loss = rating_loss(pred, batch["target"], batch["weight"])
+            loss = loss + self.user_reg * (net.user(batch["users"]) ** 2).sum(-1).mean()
+            if self.mtl and len(batch["tag_rows"]):
+                loss_t = tag_loss(net.tag_logits(f[batch["tag_rows"]]), batch["tags"], self.tag_neg_weight)
+                loss = self.lam * loss + (1.0 - self.lam) * loss_t
+            epoch_losses.append(float(loss.detach()))
+            return loss
+
+        def validate() -> float:
+            if valid is not None:
+                return self.recall(valid, self.eval_k)
+            return -float(np.mean(epoch_losses))
+
+        trainer = Trainer(max_epochs=math.ceil(self.max_updates / self.updates_per_epoch), patience=self.patience,
+                          mode="max", device=self.device, progress=self.progress, desc=self.name,
+                          valid_metric=f"Recall@{self.eval_k}" if valid is not None else "negated training loss")
+        self.curve = trainer.fit(net, batches=batches, step=step, validate=validate, optimizer=opt, on_epoch=on_epoch)
+        self.best_valid_recall = self.curve.best_value if valid is not None else float("nan")
         return self
-
-    @staticmethod
-    def _sample_negatives(users: np.ndarray, pool: np.ndarray, liked_keys: np.ndarray, n_items: int,
-                          rng: np.random.Generator, max_tries: int = 50) -> np.ndarray:
-        """One item per user drawn uniformly from ``pool`` among the items the user has not liked."""
-        neg = pool[rng.integers(0, pool.size, size=users.size)]
-        for _ in range(max_tries):
-            keys = users.astype(np.int64) * n_items + neg
-            pos = np.searchsorted(liked_keys, keys)
-            clash = (pos < liked_keys.size) & (liked_keys[np.minimum(pos, liked_keys.size - 1)] == keys)
-            if not clash.any():
-                break
-            neg[clash] = pool[rng.integers(0, pool.size, size=int(clash.sum()))]
-        return neg
 
     def _batch_tokens(self, items: np.ndarray) -> np.ndarray:
         tok = self.tokens[items]  # (B, T)
@@ -281,3 +300,39 @@ class TextRecommender:
         tok = self.tokens[item]
         tok = tok[tok != self.pad_id]
         return word_saliency(net, user, item, tok, device=self.device)
+
+
+# --------------------------------------------------------------------------- registry (Table 1's names)
+_TEXT_SPACE = {"lr": LogFloat(1e-4, 3e-2), "k": Int(16, 256, log=True), "dropout_emb": Float(0.0, 0.5),
+               "user_reg": LogFloat(1e-4, 1e-1)}
+_GRU_SPACE = {**_TEXT_SPACE, "dropout_h1": Float(0.0, 0.6), "dropout_h2": Float(0.0, 0.6)}
+_MTL_SPACE = {"lam": Float(0.1, 0.9)}
+
+
+def _text_recommender(encoder: str, mtl: bool, dropout_emb: float, dropout_h1: float, dropout_h2: float,
+                      **params) -> TextRecommender:
+    return TextRecommender(encoder, mtl=mtl, dropout=(dropout_emb, dropout_h1, dropout_h2), **params)
+
+
+@register("GRU", role=RANKING, search_space=_GRU_SPACE, source="Bansal, Belanger & McCallum 2016, Sec. 3.2")
+def gru(**params) -> TextRecommender:
+    """The order-sensitive GRU recommender (params: the chapter config's model settings)."""
+    return _text_recommender("gru", False, **params)
+
+
+@register("GRU-MTL", role=RANKING, search_space={**_GRU_SPACE, **_MTL_SPACE}, source="Bansal, Belanger & McCallum 2016, Sec. 3.3")
+def gru_mtl(**params) -> TextRecommender:
+    """GRU with the tag-prediction task."""
+    return _text_recommender("gru", True, **params)
+
+
+@register("Embed", role=RANKING, search_space=_TEXT_SPACE, source="Bansal, Belanger & McCallum 2016, eq. 5")
+def embed(**params) -> TextRecommender:
+    """The mean-of-word-embeddings recommender."""
+    return _text_recommender("embed", False, **params)
+
+
+@register("Embed-MTL", role=RANKING, search_space={**_TEXT_SPACE, **_MTL_SPACE}, source="Bansal, Belanger & McCallum 2016, Sec. 3.3")
+def embed_mtl(**params) -> TextRecommender:
+    """Embed with the tag-prediction task."""
+    return _text_recommender("embed", True, **params)
