@@ -93,6 +93,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "xrec_core.models.ctr",
     "xrec_core.models.hft",
     "xrec_core.models.convmf",
+    "xrec_core.models.explain",
+    "xrec_core.models.mvae",
 )
 
 
