@@ -68,6 +68,7 @@ def test_long_runs_stream_their_progress(tmp_path, monkeypatch, flags, scale, st
         open(target, "w").write("{}")
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setenv("XREC_ALLOW_DIRTY", "1")  # a full run from a work tree being edited
     argv = ["run", "nar", "--scale", scale, *flags, "--output-dir", str(tmp_path / "out"), "--results-dir", str(tmp_path / "res")]
     assert main(argv) == 0
     assert seen["log_output"] is streamed

@@ -100,24 +100,32 @@ def test_config_validation_lists_valid_names():
 
 
 @pytest.mark.parametrize(
-    "ours,std,paper,same,scale,expected",
+    "values,paper,same,scale,expected",
     [
-        (1.02, 0.01, 1.00, True, "full", "reproduced"),      # within 5 %
-        (1.10, 0.06, 1.00, True, "full", "reproduced"),      # within 2 std
-        (1.10, 0.01, 1.00, True, "full", "partly"),
-        (1.30, 0.01, 1.00, True, "full", "not reproduced"),
-        (1.00, 0.01, 1.00, False, "full", "not testable here"),
-        (1.00, 0.01, 1.00, True, "smoke", "smoke scale (not a reproduction)"),
+        ([1.01, 0.99, 1.02, 0.98], 1.00, True, "full", "reproduced"),       # inside the 95% t-interval
+        ([1.01, 0.99, 1.02, 0.98], 1.045, True, "full", "partly"),          # outside 95%, inside 99.9%
+        ([1.01, 0.99, 1.02, 0.98], 1.30, True, "full", "not reproduced"),
+        ([1.30], 1.30, True, "full", "reproduced"),                          # one unit: only an equal value
+        ([1.31], 1.30, True, "full", "not reproduced"),
+        ([1.00, 1.01], 1.00, False, "full", "not testable here"),
+        ([1.00, 1.01], 1.00, True, "smoke", "smoke scale (not a reproduction)"),
     ],
 )
-def test_verdict_rules(ours, std, paper, same, scale, expected):
-    assert verdict(ours, std, paper, same_data=same, scale=scale, metric="MSE") == expected
+def test_verdict_rules(values, paper, same, scale, expected):
+    from scipy import stats
+
+    got = verdict(values, paper, same_data=same, scale=scale, metric="MSE")
+    assert got == expected
+    if expected in ("reproduced", "partly") and len(values) > 1:  # independent check of the interval
+        half = stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+        assert (abs(paper - np.mean(values)) <= half) == (expected == "reproduced")
 
 
 def test_compare_joins_on_paper_dataset_and_computes_gap():
     ref = pd.DataFrame([{"paper": "toy", "table": "Table 2", "dataset": "Yelp", "model": "M", "metric": "MSE", "value": 1.2, "note": ""}])
     record = {"paper": "toy", "scale": "full", "seed": 0, "metrics": [
-        {"table": "Table 2", "dataset": "Yelp", "model": "M", "metric": "MSE", "value": 1.25, "std": 0.01, "n": 10, "compare_to": "Yelp"},
+        {"table": "Table 2", "dataset": "Yelp", "model": "M", "metric": "MSE", "value": 1.25, "std": 0.07, "n": 3,
+         "values": [1.18, 1.25, 1.32], "compare_to": "Yelp"},
         {"table": "Table 2", "dataset": "Beauty", "model": "M", "metric": "MSE", "value": 0.9, "std": 0.01, "n": 10, "compare_to": "Yelp"},
         {"table": "Table 2", "dataset": "Yelp", "model": "Mean", "metric": "MSE", "value": 1.5, "std": 0.01, "n": 10, "compare_to": None},
     ]}
@@ -178,14 +186,17 @@ def test_scorecard_marks_published_numbers_on_absent_data_not_testable():
 
     record = {"paper": "nar", "scale": "full", "dataset": "amazon2014-instruments", "seed": 1, "_path": "x.json",
               "metrics": [{"table": "Table 4", "dataset": "amazon2014-instruments", "model": "CAR", "metric": "NDCG",
-                           "value": 0.25, "std": 0.01, "n": 3, "compare_to": "amazon2014-instruments"}]}
+                           "value": 0.25, "std": 0.01, "n": 3, "values": [0.24, 0.25, 0.26],
+                           "compare_to": "amazon2014-instruments"}]}
     card = scorecard([record], absent={"amazon2014-clothing"})
     clothing = card[card["paper_dataset"] == "amazon2014-clothing"]
     video = card[card["paper_dataset"] == "amazon2014-instantvideo"]
     assert len(clothing) and (clothing["verdict"] == "not testable here").all()
     assert len(video) and (video["verdict"] == "not run").all()
     ran = card[(card["paper_dataset"] == "amazon2014-instruments") & (card["model"] == "CAR") & (card["metric"] == "NDCG")]
-    assert ran["ours"].iloc[0] == 0.25 and ran["verdict"].iloc[0] == "reproduced"  # |0.25 - 0.2538| within 5%
+    # 0.2538 lies inside the 95% t-interval of [0.24, 0.25, 0.26] (0.25 +- 0.0248)
+    assert ran["ours"].iloc[0] == 0.25 and ran["verdict"].iloc[0] == "reproduced"
+    assert ran["health"].iloc[0] == "not checked"
 
 
 def test_units_resume_on_another_clone_and_smoke_units_stay_out_of_git(tmp_path):
@@ -217,3 +228,20 @@ def test_atomic_writes_get_the_permissions_of_an_ordinary_file(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
     assert os.path.getsize(path) > 0
+
+
+def test_claims_of_records_without_health_checks_count_as_untestable():
+    from xrec_core.report import claims_table, glance_markdown, scorecard
+
+    old = {"paper": "mt", "scale": "full", "dataset": "d", "seed": 0, "_path": "old.json", "metrics": [],
+           "claims": [{"claim": "MT beats PMF", "source": "T2", "holds": True, "evidence": "p=0.01"}]}
+    new = {"paper": "nar", "scale": "full", "dataset": "d", "seed": 0, "_path": "new.json", "metrics": [],
+           "health": [{"model": "CAR", "dataset": "d", "check": "NDCG >= 0.9x MostPop", "value": 0.1, "floor": 0.2,
+                       "passed": False, "detail": ""}],
+           "claims": [{"claim": "CAR beats CER", "source": "T4", "holds": None, "verdict": "untestable", "evidence": "x"},
+                      {"claim": "CNR beats CER", "source": "T4", "holds": False, "verdict": "fails", "evidence": "y"}]}
+    table = claims_table([old, new])
+    assert list(table["verdict"]) == ["untestable", "untestable", "fails"]
+    assert table["evidence"].iloc[0].startswith("record predates the training-health checks") and "holds" in table["evidence"].iloc[0]
+    glance = glance_markdown(scorecard([old, new]), table)
+    assert "claims: holds" in glance and "claims: untestable" in glance

@@ -4,6 +4,8 @@ Commands
 --------
 ``run PAPER|NOTEBOOK|all --scale smoke -p key=value``
     Execute paper notebooks with papermill; writes the executed notebook and the run record.
+``tune PAPER --scale full -p dataset=... [--model NAME ...] [--trials N]``
+    Run (or continue) the chapter's hyperparameter studies; ``run`` then uses the best parameters.
 ``data status [--verify]``
     Which datasets are present under the data folder, with checksums and where to get the rest.
 ``book [--scale smoke]``
@@ -26,8 +28,12 @@ from typing import Any
 from .config import ConfigError
 from .paths import DataRootNotSet
 from .papers import PAPERS
+from .records import DirtyCheckoutError
+from .tuning import TuningError
 
 log = logging.getLogger("xrec")
+ALLOW_DIRTY_HELP = ("write a non-smoke record although xrec_core/ or notebooks/ have uncommitted changes "
+                    "(the record says so)")
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -52,10 +58,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = dict(parse_param(p) for p in args.param)
     for key in _papers(args.paper):
         result = run_paper(key, args.scale, params, output_dir=args.output_dir, results_dir=args.results_dir,
-                           data_dir=args.data_dir, log_output=getattr(args, "log_output", None))
+                           data_dir=args.data_dir, log_output=getattr(args, "log_output", None),
+                           allow_dirty=args.allow_dirty)
         print(f"{result.paper}: executed notebook {result.notebook} ({result.wall_time_s:.0f} s)")
         for rec in result.records:
             print(f"  record {rec}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import importlib
+
+    from .papers import get_paper
+    from .tuning import study_path
+
+    paper = get_paper(args.paper)
+    overrides = {"data_dir": args.data_dir, "results_dir": args.results_dir, **dict(parse_param(p) for p in args.param)}
+    cfg = paper.config_class().from_scale(args.scale, **overrides)
+    hook = getattr(importlib.import_module(paper.config.partition(":")[0]), "tune_models", None)
+    if hook is None:
+        raise ConfigError(f"chapter {paper.key} does not define tune_models yet")
+    for model, res in hook(cfg, args.model or None, args.trials).items():
+        print(f"{paper.key}/{cfg.dataset} {model}: best {res.best_value:.6g} with {res.best_params} "
+              f"({res.n_trials_done} trials, {res.n_pruned} pruned)")
+    print(f"optuna-dashboard sqlite:///{study_path(paper.key, cfg.dataset, cfg.results_dir or None, cfg.scale)}")
     return 0
 
 
@@ -124,8 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", default=None, help="where run records go (default: $XREC_RESULTS or results/)")
     run.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=None,
                      help="stream the notebook's output (progress bars, logs) here; default: on except at smoke scale")
+    run.add_argument("--allow-dirty", action="store_true", help=ALLOW_DIRTY_HELP)
     common(run)
     run.set_defaults(func=cmd_run)
+
+    tune = sub.add_parser("tune", help="run (or continue) a paper's hyperparameter studies (Optuna)")
+    tune.add_argument("paper", help=f"paper key ({', '.join(PAPERS)})")
+    tune.add_argument("--scale", default="full", help="scale whose config (and trial budget) the studies use")
+    tune.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="config parameter")
+    tune.add_argument("--model", action="extend", nargs="+", default=[], metavar="NAME",
+                      help="tune only these models (default: every model the chapter tunes)")
+    tune.add_argument("--trials", type=int, default=None, help="trials per model (default: the scale's tune_trials)")
+    tune.add_argument("--results-dir", default=None, help="where studies go (default: $XREC_RESULTS or results/)")
+    common(tune)
+    tune.set_defaults(func=cmd_tune)
 
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -148,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything.add_argument("--output-dir", default=None)
     everything.add_argument("--results-dir", default=None)
     everything.add_argument("--out-dir", default=None)
+    everything.add_argument("--allow-dirty", action="store_true", help=ALLOW_DIRTY_HELP)
     common(everything)
     everything.set_defaults(func=cmd_all)
 
@@ -164,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, DataRootNotSet) as exc:
+    except (ConfigError, FileNotFoundError, DataRootNotSet, DirtyCheckoutError, TuningError) as exc:
         print(f"xrec: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # data errors carry their own clear message

@@ -30,6 +30,9 @@ class ExperimentConfig:
     n_threads: int = 0
     data_dir: str = ""
     results_dir: str = ""
+    #: trials of each model's hyperparameter study (:func:`xrec_core.tuning.tune`); the paper's
+    #: models and the baselines get the same budget. A chapter's ``SCALES`` size it per scale.
+    tune_trials: int = 50
 
     #: ``{scale: {field: value}}`` applied on top of the paper defaults.
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}

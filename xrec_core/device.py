@@ -46,10 +46,44 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
             torch.backends.cudnn.benchmark = False
 
 
+_BLAS_LIMITER = None  # threadpoolctl's limiter, kept alive so the BLAS limit stays in force
+
+
 def set_threads(n_threads: int | None) -> None:
-    """Limit torch's intra-op threads (``None`` or 0 leaves the default)."""
+    """Limit torch's intra-op threads and the BLAS/OpenMP pools of numpy/scipy to ``n_threads``.
+
+    ``None`` or 0 leaves the defaults. torch's own pool is set with ``torch.set_num_threads``; the
+    BLAS libraries numpy and scipy call into (OpenBLAS, MKL, BLIS) and OpenMP runtimes are limited
+    through ``threadpoolctl``, so a "1 thread" benchmark really runs on one core.
+    """
+    global _BLAS_LIMITER
     if not n_threads:
         return
-    import torch
+    try:
+        import torch
 
-    torch.set_num_threads(int(n_threads))
+        torch.set_num_threads(int(n_threads))
+    except ImportError:  # numpy-only chapters work without torch
+        pass
+    import scipy.linalg  # noqa: F401 - loads scipy's own BLAS so that the limit below reaches it too
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMITER = threadpool_limits(limits=int(n_threads))
+
+
+def thread_info() -> dict[str, object]:
+    """Threads in use now: torch's intra-op threads and each BLAS/OpenMP pool's (threadpoolctl).
+
+    Returns ``{"torch": int | None, "blas": [{"api", "internal_api", "num_threads"}, ...]}``.
+    """
+    from threadpoolctl import threadpool_info
+
+    try:
+        import torch
+
+        n_torch: int | None = torch.get_num_threads()
+    except ImportError:
+        n_torch = None
+    pools = [{"user_api": p.get("user_api"), "internal_api": p.get("internal_api"), "num_threads": p.get("num_threads")}
+             for p in threadpool_info()]
+    return {"torch": n_torch, "blas": pools}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -32,6 +33,16 @@ import numpy as np
 from .paths import REPO_ROOT, results_root
 
 RECORD_SCHEMA_VERSION = 1
+#: Environment variable: ``1`` lets a non-smoke record be written from a checkout with uncommitted
+#: changes (``xrec run --allow-dirty`` sets it for the notebook's kernel); the record then says so.
+ALLOW_DIRTY_ENV = "XREC_ALLOW_DIRTY"
+#: Environment variable naming a file to which every record written appends its path, one per line;
+#: the runner sets it, so it learns which records a run wrote from the run itself.
+RECORD_MANIFEST_ENV = "XREC_RECORD_MANIFEST"
+#: The package whose Python source :func:`code_hash` covers.
+CODE_ROOT = Path(__file__).resolve().parent
+#: Folders of the repository whose uncommitted changes make a checkout dirty.
+GUARDED_PATHS = ("xrec_core", "notebooks")
 _TRACKED_PACKAGES = (
     "numpy", "scipy", "pandas", "torch", "scikit-learn", "gensim", "sacrebleu", "rouge-score",
     "pycocoevalcap", "papermill", "matplotlib", "seaborn", "cornac",
@@ -107,20 +118,110 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def code_version() -> dict[str, Any]:
-    """Git commit of the code that ran, and whether the work tree had uncommitted changes."""
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
+def code_hash() -> str:
+    """SHA-256 of the package's Python source: every ``*.py`` file under :data:`CODE_ROOT`.
 
+    The digest covers the sorted paths relative to the package and the bytes of the
+    files (line endings normalised to ``\\n``, so a Windows checkout hashes alike), not data files
+    or notebooks. It is computed once per process.
+    """
+    return _source_sha256(CODE_ROOT)
+
+
+@functools.lru_cache(maxsize=None)
+def _source_sha256(root: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py")
+                   if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    for rel, path in files:
+        data = path.read_bytes().replace(b"\r\n", b"\n")
+        digest.update(f"{rel}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class DirtyCheckoutError(RuntimeError):
+    """A non-smoke record was about to be written from a checkout with uncommitted code changes."""
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def changed_files(root: str | os.PathLike = REPO_ROOT) -> list[str] | None:
+    """Tracked files under :data:`GUARDED_PATHS` of the checkout ``root`` with uncommitted changes.
+
+    ``None`` when ``root`` is not the top of a git checkout (e.g. the package installed from an sdist).
+    """
+    root = Path(root).resolve()
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None or Path(top.strip()).resolve() != root:
+        return None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *GUARDED_PATHS)
+    if status is None:
+        return None
+    # porcelain lines are "XY path" (or "XY old -> new" for a rename)
+    return [line[3:].split(" -> ")[-1] for line in status.splitlines() if line.strip()]
+
+
+def allow_dirty() -> bool:
+    """Whether :data:`ALLOW_DIRTY_ENV` allows writing a non-smoke record from a dirty checkout."""
+    return os.environ.get(ALLOW_DIRTY_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def code_version(root: str | os.PathLike = REPO_ROOT) -> dict[str, Any]:
+    """The code that ran: package version, git commit, uncommitted changes and the source hash.
+
+    ``git_commit`` and ``git_dirty`` are ``None`` outside a git checkout; ``changed_files`` lists the
+    tracked files under :data:`GUARDED_PATHS` that differed from the commit; ``source_sha256`` is
+    :func:`code_hash`; ``allow_dirty`` says whether writing from a dirty checkout was allowed.
+    """
     from . import __version__
 
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no", "--", "xrec_core", "notebooks")
-    return {"package": __version__, "git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+    changed = changed_files(root)
+    commit = _git(Path(root), "rev-parse", "HEAD") if changed is not None else None
+    return {"package": __version__, "git_commit": commit.strip() if commit else None,
+            "git_dirty": bool(changed) if changed is not None else None, "changed_files": changed or [],
+            "source_sha256": code_hash(), "allow_dirty": allow_dirty()}
+
+
+def check_clean_checkout(root: str | os.PathLike = REPO_ROOT) -> None:
+    """Raise :class:`DirtyCheckoutError` (one line, at most 5 files named) when ``root`` has uncommitted
+    changes under :data:`GUARDED_PATHS`, unless :func:`allow_dirty`; a non-git install passes."""
+    _refuse_dirty(changed_files(root))
+
+
+def _refuse_dirty(changed: list[str] | None) -> None:
+    if not changed or allow_dirty():
+        return
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    raise DirtyCheckoutError(f"Uncommitted changes to {shown}: commit them (finished units are reused) or pass "
+                             f"--allow-dirty ({ALLOW_DIRTY_ENV}=1) to write a non-smoke record anyway")
+
+
+def read_record_manifest(path: str | os.PathLike) -> list[Path]:
+    """The record paths listed in a :data:`RECORD_MANIFEST_ENV` file, first write order, each once."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [Path(line) for line in dict.fromkeys(line for line in lines if line)]
+
+
+def _append_to_manifest(path: Path) -> None:
+    manifest = os.environ.get(RECORD_MANIFEST_ENV)
+    if not manifest:
+        return
+    # one write(2) of one short line to a file opened with O_APPEND: concurrent writers never interleave
+    fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, f"{path.resolve()}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def package_versions(names: Iterable[str] = _TRACKED_PACKAGES) -> dict[str, str]:
@@ -258,6 +359,9 @@ class RunRecorder:
     >>> path = rec.finish()                                                                          # doctest: +SKIP
     """
 
+    #: the checkout that must be clean for a non-smoke record (a test points it at a scratch repository)
+    git_root: Path = REPO_ROOT
+
     def __init__(self, paper: str, *, config: Any, scale: str, dataset: str, seed: int,
                  results_dir: str | os.PathLike | None = None, name: str | None = None) -> None:
         self.paper = paper
@@ -282,6 +386,7 @@ class RunRecorder:
         self.timings: dict[str, float] = {}
         self.health: list[dict[str, Any]] = []
         self.learning_curves: dict[str, dict[str, Any]] = {}
+        self.tuning: dict[str, dict[str, Any]] = {}
 
     # -- collection
     def add_data_files(self, paths: Iterable[str | os.PathLike]) -> None:
@@ -326,6 +431,10 @@ class RunRecorder:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
+    def add_tuning(self, model: str, summary: Mapping[str, Any]) -> None:
+        """Store a model's hyperparameter study (:func:`xrec_core.tuning.tuning_summary`) under ``tuning``."""
+        self.tuning[model] = dict(summary)
+
     # -- output
     @property
     def path(self) -> Path:
@@ -340,7 +449,7 @@ class RunRecorder:
             "seed": self.seed,
             "config": self.config,
             "data_files": self.data_files,
-            "code_version": code_version(),
+            "code_version": code_version(self.git_root),
             "packages": package_versions(),
             "hardware": hardware(),
             "started_at": self.started_at.isoformat(timespec="seconds"),
@@ -356,15 +465,26 @@ class RunRecorder:
             "curves": self.curves,
             "tables": self.tables,
             "artifacts": self.artifacts,
+            "tuning": self.tuning,
             "notes": self.notes,
         }
 
     def finish(self) -> Path:
-        """Validate and write the record atomically; return its path."""
+        """Validate and write the record atomically; return its path.
+
+        A record of any scale but ``smoke`` is refused (:class:`DirtyCheckoutError`) when tracked files
+        under :data:`GUARDED_PATHS` have uncommitted changes, unless :data:`ALLOW_DIRTY_ENV` allows it.
+        The path is appended to the :data:`RECORD_MANIFEST_ENV` file when that is set.
+        """
         for m in self.metrics:
             if not isinstance(m.value, (int, float)) or (isinstance(m.value, float) and math.isnan(m.value)):
                 raise ValueError(f"Metric {m.model}/{m.metric} has no finite value: {m.value!r}")
-        return atomic_write_json(self.path, self.as_dict())
+        record = self.as_dict()
+        if self.scale != "smoke":
+            _refuse_dirty(record["code_version"]["changed_files"])
+        path = atomic_write_json(self.path, record)
+        _append_to_manifest(path)
+        return path
 
 
 def load_records(root: str | os.PathLike | None = None, paper: str | None = None) -> list[dict[str, Any]]:
@@ -384,21 +504,47 @@ def load_records(root: str | os.PathLike | None = None, paper: str | None = None
 # --------------------------------------------------------------------------- resumable units
 #: config fields that say where things are, not what is computed (left out of unit fingerprints)
 LOCATION_FIELDS = ("data_dir", "results_dir")
+#: config fields that say how a run executes, not what it computes (left out of unit fingerprints)
+RUNTIME_FIELDS = ("n_threads", "progress")
+
+
+def _device_kind(device: Any) -> str:
+    """``cuda``/``mps`` for a config's ``device`` that computes there, else ``cpu`` (``""``, ``auto`` without CUDA)."""
+    name = str(device or "cpu").split(":")[0]
+    if name != "auto":
+        return name
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class UnitStore:
     """One JSON file per finished unit of work, so an interrupted run resumes where it stopped.
 
     A unit is keyed by a string such as ``"fold3/MT-P"``; :meth:`run` returns the stored result
-    when the unit already finished (with the same config fingerprint), else computes and stores it.
-    Changing the config changes the fingerprint, so stale units are recomputed, never reused.
+    when the unit already finished with the same fingerprint, else computes and stores it.
+    The fingerprint covers the config and the code (:func:`code_hash`), so a changed config or
+    changed code recomputes stale units, never reuses them.
+
+    Left out of the fingerprint: where data and results live (:data:`LOCATION_FIELDS`), and how a
+    run executes (:data:`RUNTIME_FIELDS`: a thread count or progress bars change no result beyond
+    the order of floating-point sums), so changing them never throws finished units away. ``device``
+    is kept only as where the computation ran: ``cpu``, ``auto`` on a machine without CUDA and
+    ``""`` are one computation and share units, while units computed on CUDA (other kernels, TF32,
+    non-deterministic reductions: differences well above rounding) are kept apart from CPU ones.
     """
 
     def __init__(self, root: str | os.PathLike, config: Any) -> None:
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-        # where the data and results live never changes a result: units stay valid on another clone
-        cfg = {key: value for key, value in cfg.items() if key not in LOCATION_FIELDS}
-        self.fingerprint = hashlib.sha256(to_json(cfg).encode()).hexdigest()[:16]
+        cfg = {key: value for key, value in cfg.items() if key not in LOCATION_FIELDS + RUNTIME_FIELDS}
+        if "device" in cfg:
+            kind = _device_kind(cfg.pop("device"))
+            if kind != "cpu":
+                cfg["device"] = kind
+        self.code_sha256 = code_hash()
+        self.fingerprint = hashlib.sha256(f"{to_json(cfg)}\n{self.code_sha256}".encode()).hexdigest()[:16]
         self.root = Path(root) / self.fingerprint
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -414,6 +560,7 @@ class UnitStore:
 
     def save(self, key: str, result: Any, elapsed_s: float | None = None) -> None:
         atomic_write_json(self._path(key), {"key": key, "result": result, "elapsed_s": elapsed_s,
+                                            "code_sha256": self.code_sha256,
                                             "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
     def run(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -16,6 +16,10 @@ from .records import artifact_path, load_records
 from .reference import compare, load_reference
 
 COMMITTED_RESULTS = REPO_ROOT / "results"
+RESULT_COLUMNS = ["table", "dataset", "paper_dataset", "model", "metric", "paper_value", "ours", "spread", "n", "interval",
+                  "gap", "verdict", "health", "scale", "record"]
+#: what a claim of a record without health checks counts as: judged before the book checked that its models learned
+PREDATES_HEALTH = "record predates the training-health checks (rerun pending); as recorded then: "
 #: scales in increasing order of fidelity; the scorecard shows the highest one per run.
 SCALE_ORDER = ("smoke", "full", "paper")
 
@@ -31,11 +35,9 @@ def committed_results(paper_key: str, *, root: str | Path | None = None) -> pd.D
     """Paper-vs-ours rows of the committed non-smoke records of one chapter (empty if none yet)."""
     records = committed_records(paper_key, root=root)
     if not records:
-        return pd.DataFrame(columns=["table", "dataset", "paper_dataset", "model", "metric", "paper_value",
-                                     "ours", "spread", "n", "gap", "verdict", "scale", "record"])
+        return pd.DataFrame(columns=RESULT_COLUMNS)
     df = compare(records)
-    cols = ["table", "dataset", "paper_dataset", "model", "metric", "paper_value", "ours", "spread", "n", "gap",
-            "verdict", "scale", "record"]
+    cols = RESULT_COLUMNS
     return df[cols].sort_values(["table", "dataset", "metric", "model"]).reset_index(drop=True)
 
 
@@ -104,8 +106,8 @@ def scorecard(records: Iterable[Mapping[str, Any]] | None = None, *, root: str |
         covered = set(zip(ours["paper"], ours["table"], ours["paper_dataset"], ours["model"], ours["metric"]))
     missing = [
         {"paper": r.paper, "table": r.table, "dataset": "", "paper_dataset": r.dataset, "model": r.model,
-         "metric": r.metric, "ours": float("nan"), "spread": float("nan"), "n": 0, "paper_value": r.value,
-         "gap": float("nan"), "rel_gap": float("nan"),
+         "metric": r.metric, "ours": float("nan"), "spread": float("nan"), "n": 0, "interval": "", "paper_value": r.value,
+         "gap": float("nan"), "rel_gap": float("nan"), "health": "",
          "verdict": "not run", "scale": "", "seed": None, "record": ""}
         for r in ref.itertuples(index=False)
         if (r.paper, r.table, r.dataset, r.model, r.metric) not in covered
@@ -138,7 +140,10 @@ def glance_markdown(card: pd.DataFrame, claims: pd.DataFrame) -> str:
     verdicts = verdict_summary(card)
     table = verdicts.reindex([k for k in PAPERS if k in verdicts.index])
     if not claims.empty:
-        held = claims.pivot_table(index="paper", columns="holds", values="claim", aggfunc="count", fill_value=0)
+        from .claims import VERDICTS
+
+        held = claims.pivot_table(index="paper", columns="verdict", values="claim", aggfunc="count", fill_value=0)
+        held = held.reindex(columns=list(VERDICTS), fill_value=0)
         table = table.join(held.rename(columns=lambda c: f"claims: {c}"), how="left").fillna(0).astype(int)
     table.index.name = "paper"
     return _html_table(table.reset_index())
@@ -152,15 +157,35 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return html.escape(str(value))
 
 
+def claim_verdict(record: Mapping[str, Any], claim: Mapping[str, Any]) -> tuple[str, str]:
+    """A recorded claim's verdict and evidence as the book counts it.
+
+    Claims of a record without training-health checks are *untestable*: they were judged before the
+    book checked that the models behind them learned anything, so they are no finding either way
+    (the evidence keeps what was recorded then). Older records carry ``holds`` instead of ``verdict``.
+    """
+    recorded = claim.get("verdict") or {True: "holds", False: "fails", None: "untestable"}[claim.get("holds")]
+    if "health" not in record and record.get("scale") != "smoke":
+        return "untestable", f"{PREDATES_HEALTH}{recorded}; {claim.get('evidence', '')}"
+    return recorded, claim.get("evidence", "")
+
+
 def claims_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """The papers' qualitative claims as checked in each (highest-scale) run."""
-    rows = [
-        {"paper": r["paper"], "dataset": c.get("dataset") or r["dataset"], "scale": r["scale"], "claim": c["claim"],
-         "source": c["source"], "holds": {True: "yes", False: "no", None: "n/a"}[c["holds"]], "evidence": c.get("evidence", "")}
-        for r in _best_scale(r for r in records if r.get("paper") in PAPERS)
-        for c in r.get("claims", [])
-    ]
-    return pd.DataFrame(rows, columns=["paper", "dataset", "scale", "claim", "source", "holds", "evidence"])
+    """The papers' qualitative claims as checked in each (highest-scale) run: verdict and evidence."""
+    rows = []
+    for r in _best_scale(r for r in records if r.get("paper") in PAPERS):
+        for c in r.get("claims", []):
+            verdict, evidence = claim_verdict(r, c)
+            rows.append({"paper": r["paper"], "dataset": c.get("dataset") or r["dataset"], "scale": r["scale"],
+                         "claim": c["claim"], "source": c["source"], "verdict": verdict, "evidence": evidence})
+    return pd.DataFrame(rows, columns=["paper", "dataset", "scale", "claim", "source", "verdict", "evidence"])
+
+
+def health_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Every training-health check of the (highest-scale) records: model, check, value, floor, pass."""
+    rows = [{"paper": r["paper"], **c} for r in _best_scale(r for r in records if r.get("paper") in PAPERS)
+            for c in r.get("health", [])]
+    return pd.DataFrame(rows, columns=["paper", "model", "dataset", "check", "value", "floor", "passed", "detail"])
 
 
 def scorecard_markdown(card: pd.DataFrame, claims: pd.DataFrame | None = None) -> str:
@@ -176,7 +201,8 @@ def scorecard_markdown(card: pd.DataFrame, claims: pd.DataFrame | None = None) -
         if sub.empty:
             continue
         parts.append(f"\n## {paper.title}\n\n*{paper.citation}.* Chapter: {{doc}}`/book/chapters/{key}`\n")
-        cols = ["table", "paper_dataset", "dataset", "model", "metric", "paper_value", "ours", "spread", "n", "gap", "verdict", "scale"]
+        cols = ["table", "paper_dataset", "dataset", "model", "metric", "paper_value", "ours", "spread", "n", "interval", "gap",
+                "verdict", "health", "scale"]
         parts.append(_html_table(sub[cols]))
         if claims is not None and not claims.empty:
             sub_claims = claims[claims["paper"] == key]

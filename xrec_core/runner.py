@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from .config import ConfigError
 from .papers import Paper, get_paper
 from .paths import REPO_ROOT, results_root
 from .progress import PROGRESS_ENV
+from .records import ALLOW_DIRTY_ENV, RECORD_MANIFEST_ENV, check_clean_checkout, read_record_manifest
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def executed_notebook_path(paper: Paper, scale: str, output_dir: Path, dataset: 
 def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = None, *,
               output_dir: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None,
               data_dir: str | os.PathLike | None = None, kernel_name: str = "python3",
-              progress: bool = True, log_output: bool | None = None) -> RunResult:
+              progress: bool = True, log_output: bool | None = None, allow_dirty: bool = False) -> RunResult:
     """Execute one paper notebook at ``scale`` and return the executed notebook and its records.
 
     Parameters
@@ -101,12 +103,23 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
     log_output : bool, optional
         Stream the cells' output (the training progress bars and logs) to this process's log;
         default: on for every scale but ``smoke``, whose runs last seconds.
+    allow_dirty : bool
+        Let a non-smoke run write its record from a checkout with uncommitted changes to
+        ``xrec_core/`` or ``notebooks/`` (the record says so); without it such a run is refused
+        before it starts.
+
+    Notes
+    -----
+    The records returned are the ones this run wrote, learnt from the run itself: the kernel
+    inherits ``XREC_RECORD_MANIFEST``, to which :meth:`RunRecorder.finish` appends each record's path.
     """
     import papermill
 
     paper = get_paper(name)
     params = dict(params or {})
     validate_parameters(paper, scale, params)
+    if scale != "smoke" and not allow_dirty:
+        check_clean_checkout()  # refuse now rather than after hours of training
     out_dir = Path(output_dir) if output_dir else DEFAULT_OUTPUT_DIR
     res_dir = results_root(results_dir)
     injected: dict[str, Any] = {"scale": scale, "results_dir": str(res_dir), **params}
@@ -118,11 +131,16 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
     start = time.time()
     log.info("Executing %s at scale %s -> %s", paper.notebook, scale, out_path)
     stream = scale != "smoke" if log_output is None else log_output
+    fd, manifest = tempfile.mkstemp(prefix="xrec-records-", suffix=".txt")
+    os.close(fd)
+    env = {**(STREAMED_KERNEL_ENV if stream else {}), RECORD_MANIFEST_ENV: manifest,
+           **({ALLOW_DIRTY_ENV: "1"} if allow_dirty else {})}
     try:
-        with _environment(STREAMED_KERNEL_ENV if stream else {}):
+        with _environment(env):
             papermill.execute_notebook(str(paper.notebook_path), str(tmp_path), parameters=injected,
                                        kernel_name=kernel_name, progress_bar=progress, cwd=str(paper.notebook_path.parent),
                                        log_output=stream)
+        records = read_record_manifest(manifest)
     except Exception:
         # keep the partial notebook for debugging next to where the result would be
         failed = out_path.with_name(f"{out_path.stem}.FAILED.ipynb")
@@ -130,6 +148,7 @@ def run_paper(name: str, scale: str = "smoke", params: dict[str, Any] | None = N
             os.replace(tmp_path, failed)
             log.error("Notebook failed; the partially executed notebook is at %s", failed)
         raise
+    finally:
+        Path(manifest).unlink(missing_ok=True)
     os.replace(tmp_path, out_path)
-    records = sorted(p for p in (res_dir / paper.key).glob("*.json") if p.stat().st_mtime >= start - 1)
     return RunResult(paper=paper.key, notebook=out_path, records=records, wall_time_s=time.time() - start)

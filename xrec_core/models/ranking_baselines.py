@@ -40,8 +40,10 @@ class BPR:
 
     Maximizes ``sum ln sigma(x_ui - x_uj) - reg ||theta||^2`` over sampled (user, positive,
     negative) triples with mini-batch SGD; ``x_ui = b_i + p_u . q_i`` (item bias as in cornac's BPR).
-    One epoch samples as many triples as there are training interactions. Vectorized numpy
-    updates per mini-batch (a batch's duplicate indices accumulate with ``np.add.at``).
+    One epoch samples as many triples as there are training interactions. Each mini-batch's
+    gradients are computed from the factors at the batch's start and summed into the rows they
+    touch (duplicates accumulate); the loop runs compiled (numba, :mod:`._bpr_kernel`), with the
+    samples drawn by numpy up front, so a fit is deterministic for ``seed``.
 
     Parameters
     ----------
@@ -66,36 +68,38 @@ class BPR:
                 "seed": self.seed}
 
     def fit(self, interactions: sp.spmatrix) -> "BPR":
+        """Train on a binary ``(n_users, n_items)`` interaction matrix (any nonzero counts as a like)."""
+        from ._bpr_kernel import bpr_epoch, is_liked
+
         X = sp.csr_matrix(interactions)
         n_users, n_items = X.shape
         rng = np.random.default_rng(self.seed)
-        P = rng.normal(0, 0.1, (n_users, self.k))
-        Q = rng.normal(0, 0.1, (n_items, self.k))
-        b = np.zeros(n_items)
+        P = rng.normal(0, 0.1, (n_users, self.k))  # (n_users, K)
+        Q = rng.normal(0, 0.1, (n_items, self.k))  # (n_items, K)
+        b = np.zeros(n_items)  # (n_items,)
         users, pos = X.nonzero()
         n = len(users)
         if n == 0:
             raise ValueError("BPR.fit: no interactions")
+        liked = X.copy()  # the pattern of positive entries, sorted column indices, for the negative check
+        liked.sum_duplicates()
+        liked.data = (liked.data > 0).astype(np.int8)
+        liked.eliminate_zeros()
+        liked.sort_indices()
+        indptr, indices = liked.indptr.astype(np.int64), liked.indices.astype(np.int64)
+        users, pos = users.astype(np.int64), pos.astype(np.int64)
         for _ in range(self.epochs):
-            order = rng.permutation(n)
-            negs = rng.integers(0, n_items, size=n)
-            # resample negatives that are positives (a few rounds; leftovers are rare and harmless)
+            order = rng.permutation(n)  # (n,) visiting order of the positives
+            negs = rng.integers(0, n_items, size=n)  # (n,)
+            # resample negatives that are positives (a few rounds; leftovers are rare and harmless);
+            # a negative that passed a round is not checked again
+            bad_at = np.arange(n)  # (m,) positions still to check, increasing
             for _r in range(3):
-                bad = np.asarray(X[users[order], negs]).ravel() > 0
-                if not bad.any():
+                bad_at = bad_at[is_liked(indptr, indices, users, order, negs, bad_at)]
+                if not len(bad_at):
                     break
-                negs[bad] = rng.integers(0, n_items, size=int(bad.sum()))
-            for start in range(0, n, self.batch_size):
-                idx = order[start:start + self.batch_size]
-                u, i, j = users[idx], pos[idx], negs[start:start + self.batch_size]
-                pu, qi, qj = P[u], Q[i], Q[j]  # (B, k)
-                x = b[i] - b[j] + np.einsum("bk,bk->b", pu, qi - qj)  # (B,)
-                g = 1.0 / (1.0 + np.exp(np.clip(x, -30, 30)))  # d ln sigma(x) / dx = sigma(-x)
-                np.add.at(P, u, self.lr * (g[:, None] * (qi - qj) - self.reg * pu))
-                np.add.at(Q, i, self.lr * (g[:, None] * pu - self.reg * qi))
-                np.add.at(Q, j, self.lr * (-g[:, None] * pu - self.reg * qj))
-                np.add.at(b, i, self.lr * (g - self.reg * b[i]))
-                np.add.at(b, j, self.lr * (-g - self.reg * b[j]))
+                negs[bad_at] = rng.integers(0, n_items, size=len(bad_at))
+            bpr_epoch(P, Q, b, users, pos, order, negs, float(self.lr), float(self.reg), int(self.batch_size))
         self.P_, self.Q_, self.b_ = P, Q, b
         return self
 

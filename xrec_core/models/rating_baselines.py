@@ -16,16 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from ._als import DegreeGroups, gram_and_rhs
 from ._tuning import Tuned, expand_grid
 from ..search_space import Int, LogFloat
 from .registry import RATING, register
-
-
-def _groups(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort order and group boundaries of ``index`` (rows grouped by user or item)."""
-    order = np.argsort(index, kind="stable")
-    bounds = np.searchsorted(index[order], np.arange(n + 1))
-    return order, bounds
 
 
 @register("GlobalMean", role=RATING, search_space={},
@@ -79,20 +73,15 @@ class UserItemBias:
         return self._bias(users, items)
 
 
-def _als_side(index: np.ndarray, other_feats: np.ndarray, target: np.ndarray, n: int, reg: float,
-              dim: int) -> np.ndarray:
-    """Solve, for every row group g, ``(X_g^T X_g + reg I) w_g = X_g^T y_g`` (batched ridge regressions)."""
-    order, bounds = _groups(index, n)
-    X, y = other_feats[order], target[order]  # (N, d), (N,)
-    # per-group Gram matrices and right-hand sides via segment sums
-    outer = X[:, :, None] * X[:, None, :]  # (N, d, d)
-    starts = np.minimum(bounds[:-1], max(len(X) - 1, 0))  # reduceat needs in-range starts
-    gram = np.add.reduceat(outer, starts, axis=0) if len(X) else np.zeros((n, dim, dim))
-    rhs = np.add.reduceat(X * y[:, None], starts, axis=0) if len(X) else np.zeros((n, dim))
-    empty = bounds[:-1] == bounds[1:]
-    gram[empty] = 0.0  # reduceat returns a single row for empty segments
-    rhs[empty] = 0.0
-    gram += reg * np.eye(dim)[None]
+def _als_side(groups: DegreeGroups, cols: np.ndarray, other: np.ndarray, target: np.ndarray, reg: float) -> np.ndarray:
+    """Solve, for every row group g, ``(X_g^T X_g + reg I) w_g = X_g^T y_g`` (batched ridge regressions).
+
+    ``X_g`` stacks the rows ``other[cols]`` (d_g, dim) of the group's entries, ``y_g`` their ``target``;
+    the Gram matrices are batched by group size (:func:`xrec_core.models._als.gram_and_rhs`).
+    Returns (n_groups, dim).
+    """
+    gram, rhs = gram_and_rhs(groups, cols, target, other)  # (n, dim, dim), (n, dim)
+    gram += reg * np.eye(other.shape[1])[None]
     return np.linalg.solve(gram, rhs[..., None])[..., 0]
 
 
@@ -133,11 +122,12 @@ class BiasedMF:
         P = rng.normal(0, self.init_std, (n_users, self.k))
         Q = rng.normal(0, self.init_std, (n_items, self.k))
         bu, bi = np.zeros(n_users), np.zeros(n_items)
-        ones = np.ones((len(ratings), 1))
+        by_user, by_item = DegreeGroups.build(users, n_users), DegreeGroups.build(items, n_items)
         for _ in range(self.n_iter):
-            W = _als_side(users, np.hstack([Q[items], ones]), ratings - self.mu_ - bi[items], n_users, self.reg, self.k + 1)
+            # each user's [p_u, b_u] regresses r - mu - b_i on the features [q_i, 1] (and symmetrically)
+            W = _als_side(by_user, items, np.hstack([Q, np.ones((n_items, 1))]), ratings - self.mu_ - bi[items], self.reg)
             P, bu = W[:, :-1], W[:, -1]
-            W = _als_side(items, np.hstack([P[users], ones]), ratings - self.mu_ - bu[users], n_items, self.reg, self.k + 1)
+            W = _als_side(by_item, users, np.hstack([P, np.ones((n_users, 1))]), ratings - self.mu_ - bu[users], self.reg)
             Q, bi = W[:, :-1], W[:, -1]
         self.P_, self.Q_, self.bu_, self.bi_ = P, Q, bu, bi
         return self

@@ -44,25 +44,31 @@ def higher_is_better(metric: str) -> bool:
     return base not in LOWER_IS_BETTER
 
 
-def verdict(ours: float, std: float | None, paper: float, *, same_data: bool, scale: str, metric: str) -> str:
-    """Classify one comparison.
+def verdict(values: Iterable[float], paper: float, *, same_data: bool, scale: str, metric: str) -> str:
+    """Classify one comparison of our per-unit values (folds, splits, seeds) with a published number.
 
-    Reproduced: the gap is within ``max(2 * std, 5% of the paper's value)``; partly: within 15%;
-    else not reproduced. Only runs on the paper's own data at a non-smoke scale get a verdict.
+    The rule (:func:`xrec_core.claims.published_number_verdict`): *reproduced* when the paper's
+    value lies inside the 95% t-interval of our mean over units, *partly* when it lies inside the
+    99.9% interval only, *not reproduced* otherwise (and with a single unit, unless equal to the
+    paper's printed precision). Only runs on the paper's own data at a non-smoke scale get one.
     """
+    from ..claims import published_number_verdict
+
     if scale == "smoke":
         return VERDICT_SMOKE
     if paper is None or (isinstance(paper, float) and math.isnan(paper)):
         return VERDICT_NO_PAPER
     if not same_data:
         return VERDICT_NOT_TESTABLE
-    gap = abs(ours - paper)
-    tol = max(2.0 * (std or 0.0), 0.05 * abs(paper))
-    if gap <= tol:
-        return VERDICT_REPRODUCED
-    if gap <= 0.15 * abs(paper):
-        return VERDICT_PARTLY
-    return VERDICT_NOT
+    return published_number_verdict(list(values), float(paper))[0]
+
+
+def interval_text(values: Iterable[float]) -> str:
+    """Our 95% t-interval over units, as shown beside each published number ("" with one unit)."""
+    from ..claims import t_interval
+
+    iv = t_interval(list(values))
+    return "" if iv is None else str(iv)
 
 
 def compare(records: Iterable[Mapping[str, Any]], reference: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -70,23 +76,29 @@ def compare(records: Iterable[Mapping[str, Any]], reference: pd.DataFrame | None
 
     One output row per metric row of every record, with the record's scale and data files.
     """
+    from ..health import summarize
+
     ref = load_reference() if reference is None else reference
     index = {(r.paper, r.table, r.dataset, r.model, r.metric): r for r in ref.itertuples(index=False)}
     rows = []
     for rec in records:
+        # "not checked": the record predates the health checks; "": the model is itself a floor (no check)
+        health = summarize(rec["health"]) if "health" in rec else None
         for m in rec.get("metrics", []):
             target = m.get("compare_to")
             ref_row = index.get((rec["paper"], m["table"], target, m["model"], m["metric"])) if target else None
             paper_value = float(ref_row.value) if ref_row is not None else float("nan")
             same_data = target == m["dataset"]
             gap = m["value"] - paper_value if ref_row is not None else float("nan")
+            values = m.get("values") or [m["value"]]
             rows.append({
                 "paper": rec["paper"], "table": m["table"], "dataset": m["dataset"], "paper_dataset": target or "",
                 "model": m["model"], "metric": m["metric"], "ours": m["value"], "spread": m.get("std"), "n": m.get("n", 1),
-                "paper_value": paper_value, "gap": gap,
+                "interval": interval_text(values), "paper_value": paper_value, "gap": gap,
                 "rel_gap": gap / abs(paper_value) if paper_value not in (0.0,) and not math.isnan(paper_value) else float("nan"),
-                "verdict": verdict(m["value"], m.get("std"), paper_value, same_data=same_data, scale=rec["scale"], metric=m["metric"])
+                "verdict": verdict(values, paper_value, same_data=same_data, scale=rec["scale"], metric=m["metric"])
                 if ref_row is not None else (VERDICT_SMOKE if rec["scale"] == "smoke" else VERDICT_NO_PAPER),
+                "health": "not checked" if health is None else health.get(m["model"], ""),
                 "scale": rec["scale"], "seed": rec["seed"], "record": Path(rec.get("_path", "")).name,
             })
     return pd.DataFrame(rows)
@@ -97,5 +109,6 @@ def paper_vs_ours(record: Mapping[str, Any], table: str | None = None, reference
     df = compare([record], reference)
     if table is not None:
         df = df[df["table"] == table]
-    cols = ["table", "dataset", "paper_dataset", "model", "metric", "paper_value", "ours", "spread", "n", "gap", "verdict"]
+    cols = ["table", "dataset", "paper_dataset", "model", "metric", "paper_value", "ours", "spread", "n", "interval", "gap",
+            "verdict", "health"]
     return df[cols].reset_index(drop=True)

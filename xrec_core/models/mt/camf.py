@@ -11,8 +11,8 @@ closed forms
     U_i = (V I_i V^T + lambda_U I_K)^-1 (V R_i + lambda_U U~_i)      (Eq. 11)
     V_j = (U I_j U^T + lambda_V I_K)^-1 (U R_j + lambda_V V~_j)      (Eq. 12)
 
-to every user (item) at once: the per-row Gram matrices are one sparse-times-dense product and
-the N (M) K x K systems one batched ``numpy.linalg.solve``.
+to every user (item) at once: the per-row Gram matrices are stacked matrix products over the rows
+of each degree (issue 15) and the N (M) K x K systems one batched ``numpy.linalg.solve``.
 
 Choice (the paper is silent): ratings are centred on the training mean before factorization
 (``center=True``), the usual PMF practice; with ``center=False`` the model is exactly Eq. 5.
@@ -21,30 +21,24 @@ Choice (the paper is silent): ratings are centred on the training mean before fa
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
+
+from .._als import DegreeGroups, gram_and_rhs
 
 
-def _gram_and_rhs(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int,
-                  other: np.ndarray, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row sum_j I_ij o_j o_j^T and sum_j R_ij o_j for the observed (row, col, val) triples.
+def _gram_and_rhs(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, other: np.ndarray,
+                  chunk: int | None = None, groups: DegreeGroups | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row sum_j I_ij o_j o_j^T (n_rows, K, K) and sum_j R_ij o_j (n_rows, K) for the observed triples.
 
-    The outer products are formed ``chunk`` ratings at a time (default: about 4M floats' worth),
-    so memory stays bounded whatever the number of ratings.
+    Rows of equal degree are batched into one stacked matrix product (:mod:`xrec_core.models._als`);
+    at most about ``chunk`` ratings are gathered at once, so memory stays bounded. ``groups`` is
+    the grouping of ``rows`` (built here when not given).
     """
-    k = other.shape[1]
-    chunk = chunk or max(1024, 4_000_000 // (k * k))
-    gram = np.zeros((n_rows, k * k))
-    rhs = np.zeros((n_rows, k))
-    for s in range(0, len(rows), chunk):
-        r, o = rows[s:s + chunk], other[cols[s:s + chunk]]            # (c,), (c, K)
-        sel = sp.csr_matrix((np.ones(len(r)), (r, np.arange(len(r)))), shape=(n_rows, len(r)))
-        gram += sel @ (o[:, :, None] * o[:, None, :]).reshape(len(r), k * k)  # (n_rows, K*K)
-        rhs += sel @ (vals[s:s + chunk, None] * o)                    # (n_rows, K)
-    return gram.reshape(n_rows, k, k), rhs
+    groups = groups if groups is not None else DegreeGroups.build(rows, n_rows)
+    return gram_and_rhs(groups, cols, vals, other, chunk=chunk)
 
 
 def als_update(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, other: np.ndarray,
-               prior: np.ndarray, lam: float) -> np.ndarray:
+               prior: np.ndarray, lam: float, groups: DegreeGroups | None = None) -> np.ndarray:
     """Closed-form update of all row factors given the other side (Eq. 11, or Eq. 12 transposed).
 
     Parameters
@@ -59,6 +53,8 @@ def als_update(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int
         Textual features the rows are regularized toward (U~ for Eq. 11).
     lam : float
         Prior precision ratio lambda = sigma^2 / sigma_U^2.
+    groups : DegreeGroups, optional
+        ``DegreeGroups.build(rows, n_rows)``, to reuse across sweeps (built here when not given).
 
     Returns
     -------
@@ -67,7 +63,7 @@ def als_update(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int
     if lam <= 0:
         raise ValueError(f"lambda must be > 0 for a well-posed ALS update, got {lam}")
     k = other.shape[1]
-    gram, rhs = _gram_and_rhs(rows, cols, vals, n_rows, other)
+    gram, rhs = _gram_and_rhs(rows, cols, vals, n_rows, other, groups=groups)
     gram += lam * np.eye(k)[None]
     rhs += lam * prior
     return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
@@ -112,6 +108,7 @@ class ContextAwareMF:
         rng = np.random.default_rng(self.seed)
         self.mu = float(ratings.mean()) if self.center else 0.0
         self._obs = (users, items, ratings - self.mu)
+        self._groups = (DegreeGroups.build(users, n_users), DegreeGroups.build(items, n_items))  # reused every sweep
         self.U = rng.normal(0.0, self.init_std, (n_users, self.n_factors))
         self.V = rng.normal(0.0, self.init_std, (n_items, self.n_factors))
         return self
@@ -123,8 +120,8 @@ class ContextAwareMF:
         V_text = np.zeros_like(self.V) if V_text is None else np.asarray(V_text, float)
         if U_text.shape != self.U.shape or V_text.shape != self.V.shape:
             raise ValueError(f"text features must have shapes {self.U.shape} and {self.V.shape}")
-        self.U = als_update(users, items, r, len(self.U), self.V, U_text, self.lambda_u)
-        self.V = als_update(items, users, r, len(self.V), self.U, V_text, self.lambda_v)
+        self.U = als_update(users, items, r, len(self.U), self.V, U_text, self.lambda_u, groups=self._groups[0])
+        self.V = als_update(items, users, r, len(self.V), self.U, V_text, self.lambda_v, groups=self._groups[1])
         return self.loss(U_text, V_text)
 
     def loss(self, U_text: np.ndarray, V_text: np.ndarray) -> float:
