@@ -149,7 +149,7 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
 
     for name in tqdm([RETRIEVAL, *cfg.model_list], desc=f"split {split}: models"):
         fn = retrieval if name == RETRIEVAL else (lambda name=name: neural(name))
-        results[name] = store.run(f"split{split}/{name}", fn)
+        results[name] = store.run(unit_key(split, name, tuned.get(name)), fn)
     # METEOR once for all models of the split (one JVM), then every other metric per model
     names = list(results)
     pairs_idx = np.arange(len(refs))
@@ -167,6 +167,17 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
         results[name]["metrics"] = m
     return {"split": split, "test_rows": parts["test"].tolist(), "train_rows": parts["train"].tolist(),
             "n_valid": len(parts["valid"]), "vocab_size": vocab.spec.vocab_size, "references": refs, "models": results}
+
+
+def unit_key(split: int, name: str, tuned: Mapping[str, Any] | None) -> str:
+    """``split<k>/<model>``, plus a digest of the tuned parameters when they replace the config's values."""
+    if not tuned:
+        return f"split{split}/{name}"
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(dict(tuned), sort_keys=True).encode()).hexdigest()[:10]
+    return f"split{split}/{name}@{digest}"
 
 
 def _nonempty(tokens: Sequence[str]) -> list[str]:

@@ -226,16 +226,19 @@ def reduction_notes(cfg: MVAEConfig) -> list[str]:
 
 
 def record_run(recorder, exp: ExplanationData, splits: Sequence[dict[str, Any]], fig4: Sequence[dict[str, Any]],
-               cfg: MVAEConfig) -> dict[str, Any]:
-    """Write metric rows, health checks, learning curves, claims, tables and figure files of a run into ``recorder``.
+               cfg: MVAEConfig, tuned: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Write metric rows, health checks, learning curves, claims, tables, tuning summaries and figure
+    files of a run into ``recorder`` (``tuned``: the best parameters the run used, by model).
 
     Returns the figures (matplotlib) for display.
     """
     import matplotlib.pyplot as plt
 
     from ...plots import learning_curves_figure
+    from .tuning import record_tuning
 
     dataset = cfg.dataset
+    record_tuning(recorder, cfg, dict(tuned or {}))
     missing = missing_models(splits, cfg)
     if missing:
         recorder.note(f"rows missing from Tables 2-3 (not run or crashed): {', '.join(missing)}")
