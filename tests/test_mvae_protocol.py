@@ -153,3 +153,26 @@ def test_health_flags_a_one_sentence_generator_and_keeps_the_split():
     table = report.health_table([c.as_dict() for c in checks]).set_index(["model", "check"])
     assert table.loc[("PETER", "unique-sentence ratio"), "status"] == "FAILED"
     assert report.health_table([])["health"][0].startswith("no health checks (record predates them")
+
+
+def test_a_crashing_baseline_is_recorded_and_its_claims_are_untestable(tmp_path, monkeypatch):
+    real_build = protocol.build_generator
+
+    def build(name, *args, **kwargs):
+        if name == "NRT":
+            raise RuntimeError("out of memory")
+        return real_build(name, *args, **kwargs)
+
+    monkeypatch.setattr(protocol, "build_generator", build)
+    cfg = MVAEConfig.from_scale("smoke", device="cpu", models="NRT", meteor_max_pairs=5, results_dir=str(tmp_path))
+    exp = _explanations()
+    split = protocol.run_split(exp, 0, cfg, protocol.unit_store(cfg))
+    assert split["crashed"] == {"NRT": "RuntimeError: out of memory"} and set(split["models"]) == {RETRIEVAL}
+    rec = RunRecorder("mvae", config=cfg, scale="smoke", dataset=DATASET, seed=cfg.seed, results_dir=str(tmp_path))
+    report.record_run(rec, exp, [split], [], cfg)
+    assert "NRT crashed on split 0: RuntimeError: out of memory" in rec.notes
+    missing = next(n for n in rec.notes if n.startswith("rows missing"))
+    assert "NRT" in missing and "PETER" in missing and RETRIEVAL not in missing
+    table2 = [c for c in rec.claims if c.source == "Table 2 / Sec. 4.6"]
+    # MVAE did not run either (models="NRT"): the evidence names every absent model, NRT first
+    assert table2 and all(c.verdict == "untestable" and c.evidence.startswith("not run or crashed: MVAE, NRT,") for c in table2)

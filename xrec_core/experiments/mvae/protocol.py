@@ -123,8 +123,10 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
     """Train and evaluate every model on split ``split``; one UnitStore unit per model.
 
     Returns ``{"split", "test_rows", "train_rows", "n_valid", "vocab_size", "references",
-    "models": {name: {"hypotheses", "curve", "train_nll", "n_params", "metrics"}}}`` (``curve``:
-    the :class:`~xrec_core.training.LearningCurve` as a dict; empty for the retrieval baseline).
+    "models": {name: {"hypotheses", "curve", "train_nll", "n_params", "metrics"}}, "crashed": {name: error}}``
+    (``curve``: the :class:`~xrec_core.training.LearningCurve` as a dict; empty for the retrieval
+    baseline). A model that raises is left out of ``models`` and named in ``crashed`` (its unit is
+    not stored, so a rerun tries it again); the claims naming it become untestable.
     """
     from ...device import set_seed
     from ...progress import tqdm
@@ -134,6 +136,7 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
     refs = enc["test"].tokens
     steps_per_epoch = math.ceil(len(enc["train"]) / cfg.batch_size)
     results: dict[str, Any] = {}
+    crashed: dict[str, str] = {}
 
     def neural(name: str) -> dict[str, Any]:
         set_seed(cfg.seed + split)
@@ -149,7 +152,11 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
 
     for name in tqdm([RETRIEVAL, *cfg.model_list], desc=f"split {split}: models"):
         fn = retrieval if name == RETRIEVAL else (lambda name=name: neural(name))
-        results[name] = store.run(unit_key(split, name, tuned.get(name)), fn)
+        try:
+            results[name] = store.run(unit_key(split, name, tuned.get(name)), fn)
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others; it is recorded
+            log.exception("split %d: %s crashed", split, name)
+            crashed[name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
     # METEOR once for all models of the split (one JVM), then every other metric per model
     names = list(results)
     pairs_idx = np.arange(len(refs))
@@ -166,7 +173,8 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
         m.update(tm.explainability_metrics(hyps, feats, exp.features))
         results[name]["metrics"] = m
     return {"split": split, "test_rows": parts["test"].tolist(), "train_rows": parts["train"].tolist(),
-            "n_valid": len(parts["valid"]), "vocab_size": vocab.spec.vocab_size, "references": refs, "models": results}
+            "n_valid": len(parts["valid"]), "vocab_size": vocab.spec.vocab_size, "references": refs, "models": results,
+            "crashed": crashed}
 
 
 def unit_key(split: int, name: str, tuned: Mapping[str, Any] | None) -> str:

@@ -47,7 +47,7 @@ def metric_rows(splits: Sequence[Mapping[str, Any]], dataset: str) -> list[Metri
     """Table 2 (all models), Table 3 (MVAE variants) and the feature metrics as MetricRows over splits."""
     target = PAPER_DATASET[dataset]
     rows: list[MetricRow] = []
-    for name in splits[0]["models"]:
+    for name in models_in_every_split(splits):
         vals = {m: [s["models"][name]["metrics"][m] for s in splits] for m in splits[0]["models"][name]["metrics"]}
         in_paper = name in NEURAL_BASELINES or name == "MVAE"
         for m in TABLE2_METRICS:
@@ -61,6 +61,11 @@ def metric_rows(splits: Sequence[Mapping[str, Any]], dataset: str) -> list[Metri
             rows.append(MetricRow.from_values("Explainability (PETER metrics)", dataset, name, m, vals[m],
                                               higher_is_better=m != "DIV"))
     return rows
+
+
+def models_in_every_split(splits: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The models that finished on every split (a model that crashed on one split has no row)."""
+    return [n for n in splits[0]["models"] if all(n in s["models"] for s in splits)]
 
 
 def results_table(rows: Sequence[MetricRow], table: str) -> pd.DataFrame:
@@ -140,7 +145,7 @@ def judge_claims(recorder, splits: Sequence[Mapping[str, Any]], gains: Sequence[
                  fig4: Sequence[Mapping[str, Any]], rows: Sequence[MetricRow], dataset: str) -> None:
     """Decide the chapter's claims (module docstring) on this record; health checks must be stored first."""
     judge = ClaimJudge(recorder, unit="split")
-    present = set(splits[0]["models"])
+    present = set(models_in_every_split(splits))
 
     def values(table: str, metric: str) -> dict[str, list[float] | None]:
         found = unit_values(rows, metric, table=table, dataset=dataset)
@@ -202,9 +207,10 @@ def _common_bins(per_unit: Sequence[Sequence[float]]) -> tuple[list[float], list
 
 # ============================================================================ the record
 def missing_models(splits: Sequence[Mapping[str, Any]], cfg: MVAEConfig) -> list[str]:
-    """Models of the scale's preset absent from this run (left out, or crashed)."""
+    """Models of the scale's preset without a row in this run (left out, or crashed on some split)."""
     preset = MVAEConfig.from_scale(cfg.scale, dataset=cfg.dataset)
-    return [m for m in (RETRIEVAL, *preset.model_list) if m not in splits[0]["models"]]
+    finished = models_in_every_split(splits)
+    return [m for m in (RETRIEVAL, *preset.model_list) if m not in finished]
 
 
 def reduction_notes(cfg: MVAEConfig) -> list[str]:
@@ -242,6 +248,9 @@ def record_run(recorder, exp: ExplanationData, splits: Sequence[dict[str, Any]],
     missing = missing_models(splits, cfg)
     if missing:
         recorder.note(f"rows missing from Tables 2-3 (not run or crashed): {', '.join(missing)}")
+    for s in splits:
+        for name, error in s.get("crashed", {}).items():
+            recorder.note(f"{name} crashed on split {s['split']}: {error}")
     rows = metric_rows(splits, dataset)
     recorder.add_metrics(rows)
     recorder.add_health(health_checks(splits, fig4, dataset))
@@ -256,7 +265,7 @@ def record_run(recorder, exp: ExplanationData, splits: Sequence[dict[str, Any]],
     if capped:
         recorder.note(f"stopped at the epoch cap ({cfg.max_epochs}) before validation stopped improving: {', '.join(capped)}")
 
-    has_fig5 = {"MVAE", "PETER"} <= set(splits[0]["models"])
+    has_fig5 = {"MVAE", "PETER"} <= set(models_in_every_split(splits))
     gains = [per_user_gains(exp, s) for s in splits] if has_fig5 else []
     judge_claims(recorder, splits, gains, fig4, rows, dataset)
 
@@ -273,7 +282,7 @@ def record_run(recorder, exp: ExplanationData, splits: Sequence[dict[str, Any]],
         recorder.add_curve(f"Fig. 5 {key}", c)
     curves6 = {}
     for name in FIG6_MODELS:
-        if name in splits[0]["models"]:
+        if name in models_in_every_split(splits):
             m = splits[0]["models"][name]
             curves6[name] = {"epoch": list(range(1, len(m["train_nll"]) + 1)), "train_nll": m["train_nll"],
                              "valid_nll": m["curve"]["valid"], "train_loss": m["curve"]["train_loss"]}
