@@ -138,9 +138,8 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
     results: dict[str, Any] = {}
     crashed: dict[str, str] = {}
 
-    def neural(name: str) -> dict[str, Any]:
+    def neural(name: str, a0: float | None) -> dict[str, Any]:
         set_seed(cfg.seed + split)
-        a0 = anneal_start(cfg, results.get("MVAE-NoKL"), steps_per_epoch) if name in ANNEALED else None
         model = build_generator(name, exp.n_users, exp.n_items, vocab.spec, cfg, split, tuned.get(name), anneal_a0=a0)
         model.fit(enc["train"], enc["valid"])
         return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": model.curve.as_dict(),
@@ -151,9 +150,12 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
         return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": {}, "train_nll": [], "n_params": 0}
 
     for name in tqdm([RETRIEVAL, *cfg.model_list], desc=f"split {split}: models"):
-        fn = retrieval if name == RETRIEVAL else (lambda name=name: neural(name))
+        # Eq. 11's a0 of the annealed variants depends on the NoKL unit run before them: it is part of their key
+        a0 = anneal_start(cfg, results.get("MVAE-NoKL"), steps_per_epoch) if name in ANNEALED else None
+        fn = retrieval if name == RETRIEVAL else (lambda name=name, a0=a0: neural(name, a0))
+        key = unit_key(split, name, tuned.get(name)) + ("" if a0 is None else f"@a0={a0:g}")
         try:
-            results[name] = store.run(unit_key(split, name, tuned.get(name)), fn)
+            results[name] = store.run(key, fn)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others; it is recorded
             log.exception("split %d: %s crashed", split, name)
             crashed[name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
