@@ -176,3 +176,18 @@ def test_a_crashing_baseline_is_recorded_and_its_claims_are_untestable(tmp_path,
     table2 = [c for c in rec.claims if c.source == "Table 2 / Sec. 4.6"]
     # MVAE did not run either (models="NRT"): the evidence names every absent model, NRT first
     assert table2 and all(c.verdict == "untestable" and c.evidence.startswith("not run or crashed: MVAE, NRT,") for c in table2)
+
+
+def test_tuning_uses_the_registry_space_and_runs_read_the_best_params(tmp_path, monkeypatch):
+    from xrec_core.experiments.mvae import tuning
+
+    exp = _explanations()
+    monkeypatch.setattr(tuning, "load_explanations", lambda cfg: (exp, []))
+    cfg = MVAEConfig.from_scale("smoke", device="cpu", models="NRT", max_epochs=1, nrt_d_emb=16, results_dir=str(tmp_path))
+    result = tuning.tune_models(cfg, None, 2)["NRT"]
+    assert result.n_trials_done == 2 and set(result.best_params) == {"lr", "dropout", "d_hidden", "rating_reg"}
+    assert tuning.stored_best_params(cfg) == {"NRT": result.best_params}
+    rec = RunRecorder("mvae", config=cfg, scale="smoke", dataset=DATASET, seed=0, results_dir=str(tmp_path))
+    tuning.record_tuning(rec, cfg, tuning.stored_best_params(cfg))
+    assert rec.tuning["NRT"]["trials_complete"] == 2 and not rec.notes
+    assert protocol.unit_key(0, "NRT", result.best_params).startswith("split0/NRT@")  # tuned units never reuse untuned ones
