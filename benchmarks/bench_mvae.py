@@ -28,7 +28,8 @@ def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab
     import torch
 
     from xrec_core.device import pick_device, set_seed, set_threads, thread_info
-    from xrec_core.experiments.mvae import MVAEConfig, build_model
+    from xrec_core.experiments.mvae import MVAEConfig
+    from xrec_core.experiments.mvae.protocol import build_generator
     from xrec_core.models.explain import ExplanationBatch, TextSpec
 
     set_threads(threads)
@@ -37,7 +38,7 @@ def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab
     cfg = MVAEConfig.from_scale(scale)
     spec = TextSpec(vocab, 0, 2, 3)
     n_users, n_items = 2000, 1000
-    model = build_model(name, n_users, n_items, spec, cfg, total_steps=steps).to(dev)
+    model = build_generator(name, n_users, n_items, spec, cfg, split=0).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
 
     def make_batch() -> ExplanationBatch:

@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xrec_core.data.splits import random_split
 from xrec_core.experiments import mvae
-from xrec_core.experiments.mvae_data import (ExplanationData, build_explanations, explanation_stats, explanation_tokens,
-                                             extract_features, from_peter, random_split, split_sentences)
+from xrec_core.experiments.mvae import protocol
+from xrec_core.experiments.mvae.data import (ExplanationData, _finalise, build_explanations, duplicate_half, explanation_stats,
+                                             explanation_tokens, extract_features, from_peter, split_rows, split_sentences)
 
 
 @pytest.fixture
@@ -74,27 +76,28 @@ def _synthetic(n_users=30, n_items=20, n=600, seed=0) -> ExplanationData:
     df["tokens"] = [["w%d" % k, "great"] for k in range(n)]
     df["explanation"] = df["tokens"].map(" ".join)
     df["feature"] = "w0"
-    from xrec_core.experiments.mvae_data import _finalise
-
     return _finalise(df, ["w0"], "synthetic")
 
 
 def test_random_split_properties():
     data = _synthetic()
-    parts = random_split(data, seed=3)
+    parts = split_rows(data, 0, seed=3)
     allrows = np.concatenate(list(parts.values()))
     assert sorted(allrows.tolist()) == list(range(len(data)))  # a partition
     assert len(parts["test"]) == len(parts["valid"]) == 60
     tr = data.df.iloc[parts["train"]]
     te = data.df.iloc[parts["test"]]
     assert set(te["user_idx"]) <= set(tr["user_idx"]) and set(te["item_idx"]) <= set(tr["item_idx"])
-    assert not np.array_equal(parts["test"], random_split(data, seed=4)["test"])
-    assert np.array_equal(parts["test"], random_split(data, seed=3)["test"])
+    users, items = data.df["user_idx"].to_numpy(), data.df["item_idx"].to_numpy()
+    assert not np.array_equal(parts["test"], split_rows(data, 1, seed=3)["test"])  # split k is seeded by seed + k
+    assert np.array_equal(parts["test"], random_split(users, items, seed=3)["test"])
+    with pytest.raises(ValueError, match="too few"):
+        random_split(users[:40], items[:40], seed=0, ratios=(0.2, 0.4, 0.4))
 
 
 def test_duplicate_half_for_fig4():
     data = _synthetic(n=101)
-    dup, rows = mvae.duplicate_half(data, seed=0)
+    dup, rows = duplicate_half(data, seed=0)
     assert len(rows) == 50 and len(dup) == 100
     a, b = dup.df.iloc[:50], dup.df.iloc[50:]
     assert (a["explanation"].to_numpy() == b["explanation"].to_numpy()).all()
@@ -105,11 +108,15 @@ def test_duplicate_half_for_fig4():
 def test_normalized_cosine_and_bins():
     a = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
     b = np.array([[2.0, 0.0], [-1.0, 0.0], [1.0, 0.0]])
-    assert mvae.normalized_cosine(a, b) == pytest.approx([1.0, 0.0, 0.5])
-    out = mvae.binned_mean(np.array([4.0, 1, 3, 2]), np.array([40.0, 10, 30, 20]), n_bins=2)
+    assert protocol.normalized_cosine(a, b) == pytest.approx([1.0, 0.0, 0.5])
+    out = protocol.binned_mean(np.array([4.0, 1, 3, 2]), np.array([40.0, 10, 30, 20]), n_bins=2)
     assert out["x"] == [1.5, 3.5] and out["y"] == [15.0, 35.0]
     half = 1.96 * np.std([10.0, 20.0], ddof=1) / np.sqrt(2)
     assert out["lo"][0] == pytest.approx(15 - half) and out["hi"][0] == pytest.approx(15 + half)
+    # user-count bins [1], [2], [3, 4], [5, 9], [10, inf) of Figs. 4-5
+    assert protocol.count_bin(np.array([1, 2, 3, 4, 5, 9, 10, 40])).tolist() == [0, 1, 2, 2, 3, 3, 4, 4]
+    got = protocol.binned_by_count(np.array([1, 1, 3, 12]), np.array([1.0, 3.0, 5.0, 7.0]))
+    assert got[0] == 2.0 and np.isnan(got[1]) and got[2] == 5.0 and np.isnan(got[3]) and got[4] == 7.0
 
 
 def test_config_scales_and_errors():

@@ -9,6 +9,8 @@
 * :func:`per_user_holdout` + :func:`sample_candidates`: per-user 4:1 split ranked among 100
   sampled candidates (NAR/CAR/CNR); :func:`hold_out_one` carves a validation positive per user
   from the training positives.
+* :func:`random_split`: PETER-style random train/validation/test split of (user, item) rows in
+  which every user and item of the held-out parts also occurs in training (MVAE).
 """
 
 from __future__ import annotations
@@ -243,3 +245,32 @@ def sample_unliked(users: np.ndarray, pool: np.ndarray, liked_keys: np.ndarray, 
             break
         neg[clash] = pool[rng.integers(0, pool.size, size=int(clash.sum()))]
     return neg
+
+
+def random_split(users: Sequence[int], items: Sequence[int], seed: int,
+                 ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+    """PETER-style random split of rows: ``{"train", "valid", "test"}`` sorted row indices.
+
+    The rows are shuffled with ``seed``; the first shuffled row of every user and of every item
+    goes to training, so every user and item of the validation and test parts is seen in
+    training; the remaining rows are cut by ``ratios`` (test first, then validation), so
+    training is a little larger than ``ratios[0]`` on sparse data.
+
+    Raises
+    ------
+    ValueError
+        When too few rows remain after reserving one training row per user and item.
+    """
+    users, items = np.asarray(users), np.asarray(items)
+    if users.shape != items.shape:
+        raise ValueError(f"users and items differ in length: {users.shape} vs {items.shape}")
+    order = np.random.default_rng(seed).permutation(len(users))
+    forced = np.zeros(len(order), dtype=bool)
+    forced[np.unique(users[order], return_index=True)[1]] = True
+    forced[np.unique(items[order], return_index=True)[1]] = True
+    rest = order[~forced]
+    n_test, n_valid = int(round(ratios[2] * len(order))), int(round(ratios[1] * len(order)))
+    if n_test + n_valid > len(rest):
+        raise ValueError("too few samples to split: every user/item needs one training sample")
+    test, valid, train_rest = rest[:n_test], rest[n_test:n_test + n_valid], rest[n_test + n_valid:]
+    return {"train": np.sort(np.concatenate([order[forced], train_rest])), "valid": np.sort(valid), "test": np.sort(test)}

@@ -102,6 +102,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "xrec_core.models.opinosis",
     "xrec_core.models.nar.models",
     "xrec_core.models.gru",
+    "xrec_core.models.explain",
+    "xrec_core.models.mvae",
 )
 
 

@@ -1,10 +1,15 @@
-"""Explanation-generation baselines of the MVAE chapter: NRT, Att2Seq, NETE, PETER and a retrieval baseline."""
+"""Explanation-generation baselines of the MVAE chapter: NRT, Att2Seq, NETE, PETER and a retrieval baseline.
+
+Importing this package registers them (:mod:`xrec_core.models.registry`) under the names of the
+MVAE paper's Table 2 (and ``"Retrieval (item medoid)"`` for the retrieval baseline).
+"""
 
 from .att2seq import Att2Seq
-from .common import ExplanationBatch, ExplanationGenerator, TextSpec
+from .common import ExplanationBatch, ExplanationGenerator, TextSpec, TrainingSettings
 from .nete import NETE
 from .nrt import NRT
 from .peter import PETER
-from .retrieval import ItemMedoidRetrieval
+from .retrieval import RETRIEVAL, ItemMedoidRetrieval
 
-__all__ = ["Att2Seq", "ExplanationBatch", "ExplanationGenerator", "TextSpec", "NETE", "NRT", "PETER", "ItemMedoidRetrieval"]
+__all__ = ["Att2Seq", "ExplanationBatch", "ExplanationGenerator", "TextSpec", "TrainingSettings", "NETE", "NRT", "PETER",
+           "RETRIEVAL", "ItemMedoidRetrieval"]

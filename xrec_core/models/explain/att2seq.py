@@ -11,9 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import ExplanationBatch, ExplanationGenerator, TextSpec, token_nll
+from ...search_space import Categorical, Float, LogFloat
+from ..registry import GENERATION, register
+from .common import ExplanationBatch, ExplanationGenerator, TextSpec, TrainingSettings, token_nll
 
 
+@register("Att2Seq", role=GENERATION, source="Dong et al., EACL 2017", search_space={
+    "lr": LogFloat(1e-4, 1e-2), "dropout": Float(0.0, 0.5), "d_hidden": Categorical((48, 96, 192, 512))})
 class Att2Seq(ExplanationGenerator):
     """Att2Seq generator.
 
@@ -25,12 +29,15 @@ class Att2Seq(ExplanationGenerator):
         LSTM size (512).
     n_layers : int
         LSTM layers (2).
+    dropout : float
+        Dropout between LSTM layers, on the word inputs and before the output layer.
+    training : TrainingSettings
     """
 
-    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int = 64, d_hidden: int = 512,
-                 n_layers: int = 2, dropout: float = 0.2) -> None:
-        super().__init__()
-        self.spec, self.n_layers, self.d_hidden = spec, n_layers, d_hidden
+    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int, d_hidden: int, n_layers: int,
+                 dropout: float, training: TrainingSettings) -> None:
+        super().__init__(spec, training)
+        self.n_layers, self.d_hidden = n_layers, d_hidden
         self.user_emb, self.item_emb, self.rating_emb = nn.Embedding(n_users, d_emb), nn.Embedding(n_items, d_emb), nn.Embedding(2, d_emb)
         self.word_emb = nn.Embedding(spec.vocab_size, d_emb, padding_idx=spec.pad_id)
         self.encoder = nn.Linear(3 * d_emb, n_layers * d_hidden)
@@ -57,6 +64,6 @@ class Att2Seq(ExplanationGenerator):
         return {"loss": nll, "nll": nll}
 
     @torch.no_grad()
-    def generate(self, batch: ExplanationBatch, max_len: int = 20) -> torch.Tensor:
+    def decode(self, batch: ExplanationBatch, max_len: int) -> torch.Tensor:
         attrs = self._attributes(batch)
         return self._greedy(lambda toks: self._logits(attrs, toks)[:, -1], len(batch), max_len, attrs.device)

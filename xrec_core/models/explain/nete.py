@@ -14,9 +14,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import ExplanationBatch, ExplanationGenerator, TextSpec, token_nll
+from ...search_space import Categorical, Float, LogFloat
+from ..registry import GENERATION, register
+from .common import ExplanationBatch, ExplanationGenerator, TextSpec, TrainingSettings, token_nll
 
 
+@register("NETE", role=GENERATION, source="Li, Zhang & Chen, CIKM 2020", search_space={
+    "lr": LogFloat(1e-4, 1e-2), "dropout": Float(0.0, 0.5), "d_hidden": Categorical((48, 96, 192, 256)),
+    "rating_reg": LogFloat(1e-2, 1.0)})
 class NETE(ExplanationGenerator):
     """NETE generator (GFRU decoder conditioned on user, item, sentiment and feature).
 
@@ -28,12 +33,15 @@ class NETE(ExplanationGenerator):
         GRU size (256).
     rating_reg : float
         Weight of the rating MSE.
+    dropout : float
+        Dropout on the word inputs and the fused GRU outputs.
+    training : TrainingSettings
     """
 
-    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int = 200, d_hidden: int = 256,
-                 rating_reg: float = 0.1, dropout: float = 0.2) -> None:
-        super().__init__()
-        self.spec, self.rating_reg = spec, rating_reg
+    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int, d_hidden: int, rating_reg: float,
+                 dropout: float, training: TrainingSettings) -> None:
+        super().__init__(spec, training)
+        self.rating_reg = rating_reg
         self.user_emb, self.item_emb = nn.Embedding(n_users, d_emb), nn.Embedding(n_items, d_emb)
         self.sent_emb = nn.Embedding(2, d_emb)
         self.word_emb = nn.Embedding(spec.vocab_size, d_emb, padding_idx=spec.pad_id)
@@ -63,5 +71,5 @@ class NETE(ExplanationGenerator):
         return {"loss": nll + self.rating_reg * mse, "nll": nll, "rating_mse": mse}
 
     @torch.no_grad()
-    def generate(self, batch: ExplanationBatch, max_len: int = 20) -> torch.Tensor:
+    def decode(self, batch: ExplanationBatch, max_len: int) -> torch.Tensor:
         return self._greedy(lambda toks: self._logits(batch, toks)[:, -1], len(batch), max_len, batch.user.device)

@@ -12,9 +12,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import ExplanationBatch, ExplanationGenerator, TextSpec, token_nll
+from ...search_space import Categorical, Float, LogFloat
+from ..registry import GENERATION, register
+from .common import ExplanationBatch, ExplanationGenerator, TextSpec, TrainingSettings, token_nll
 
 
+@register("NRT", role=GENERATION, source="Li et al., SIGIR 2017", search_space={
+    "lr": LogFloat(1e-4, 1e-2), "dropout": Float(0.0, 0.5), "d_hidden": Categorical((48, 96, 192, 400)),
+    "rating_reg": LogFloat(1e-2, 1.0)})
 class NRT(ExplanationGenerator):
     """NRT generator (rating MLP + GRU tip decoder).
 
@@ -26,12 +31,15 @@ class NRT(ExplanationGenerator):
         GRU size (400 in NRT).
     rating_reg : float
         Weight of the rating MSE.
+    dropout : float
+        Dropout on the word inputs and the GRU outputs.
+    training : TrainingSettings
     """
 
-    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int = 300, d_hidden: int = 400,
-                 rating_reg: float = 0.1, dropout: float = 0.2) -> None:
-        super().__init__()
-        self.spec, self.rating_reg = spec, rating_reg
+    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int, d_hidden: int, rating_reg: float,
+                 dropout: float, training: TrainingSettings) -> None:
+        super().__init__(spec, training)
+        self.rating_reg = rating_reg
         self.user_emb, self.item_emb = nn.Embedding(n_users, d_emb), nn.Embedding(n_items, d_emb)
         self.word_emb = nn.Embedding(spec.vocab_size, d_emb, padding_idx=spec.pad_id)
         self.rating_mlp = nn.Sequential(nn.Linear(2 * d_emb, d_hidden), nn.Sigmoid(), nn.Linear(d_hidden, 1))
@@ -56,6 +64,6 @@ class NRT(ExplanationGenerator):
         return {"loss": nll + self.rating_reg * mse, "nll": nll, "rating_mse": mse}
 
     @torch.no_grad()
-    def generate(self, batch: ExplanationBatch, max_len: int = 20) -> torch.Tensor:
+    def decode(self, batch: ExplanationBatch, max_len: int) -> torch.Tensor:
         ui = self._ui(batch)
         return self._greedy(lambda toks: self._logits(ui, toks)[:, -1], len(batch), max_len, ui.device)

@@ -5,14 +5,24 @@ same sentiment when the item has one, else any of the item's) that has the highe
 F1 with the item's other training explanations -- the item's "medoid" sentence. Items without
 training explanations get the corpus medoid of the most frequent features. No learning, no
 user signal: if the neural generators cannot beat it, they do not personalise.
+
+It has the generator interface of the registry: ``fit(train, valid)`` reads a data part's
+``item``, ``sentiment`` and ``tokens`` (the validation part is not needed), ``generate(part)``
+returns one sentence per row of a part.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from ..registry import GENERATION, register
+
+#: the baseline's name in the chapter's tables
+RETRIEVAL = "Retrieval (item medoid)"
 
 
 def _unigram_f1_matrix(sents: Sequence[Sequence[str]]) -> np.ndarray:
@@ -39,10 +49,20 @@ def medoid(sents: Sequence[Sequence[str]], max_candidates: int = 300, seed: int 
     return int(idx[int(np.argmax(f1.sum(1)))])
 
 
+@register(RETRIEVAL, role=GENERATION, source="this book (issue 9): the item's medoid training explanation")
 class ItemMedoidRetrieval:
-    """Retrieve the item's medoid training explanation (see module docstring)."""
+    """Retrieve the item's medoid training explanation (see module docstring). No hyper-parameters."""
 
-    def fit(self, items: Sequence[int], sentiments: Sequence[int], sentences: Sequence[Sequence[str]]) -> "ItemMedoidRetrieval":
+    def fit(self, train: Any, valid: Any | None = None) -> "ItemMedoidRetrieval":
+        """Index the training part (``train.item``, ``train.sentiment``, ``train.tokens``)."""
+        return self.fit_sentences(np.asarray(train.item).tolist(), np.asarray(train.sentiment).tolist(), train.tokens)
+
+    def generate(self, part: Any) -> list[str]:
+        """The retrieved explanation of every row of ``part`` (``part.item``, ``part.sentiment``), as text."""
+        return [" ".join(s) for s in self.predict(np.asarray(part.item).tolist(), np.asarray(part.sentiment).tolist())]
+
+    def fit_sentences(self, items: Sequence[int], sentiments: Sequence[int], sentences: Sequence[Sequence[str]]) -> "ItemMedoidRetrieval":
+        """Index token lists by item and by (item, sentiment)."""
         if not (len(items) == len(sentiments) == len(sentences)) or not len(items):
             raise ValueError("items, sentiments and sentences must be non-empty and of equal length")
         groups: dict[tuple[int, int] | int, list[int]] = defaultdict(list)

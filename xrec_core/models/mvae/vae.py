@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..explain.common import ExplanationBatch, ExplanationGenerator, TextSpec, token_nll
+from ..explain.common import ExplanationBatch, ExplanationGenerator, TextSpec, TrainingSettings, token_nll
 from .blocks import gaussian_kl
 
 
@@ -27,12 +27,13 @@ class PlainVAE(ExplanationGenerator):
         GRU decoder size.
     d_latent : int
         Size of ``z``.
+    dropout : float
+    training : TrainingSettings
     """
 
-    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int = 64, d_hidden: int = 128,
-                 d_latent: int = 16, dropout: float = 0.2) -> None:
-        super().__init__()
-        self.spec = spec
+    def __init__(self, n_users: int, n_items: int, spec: TextSpec, *, d_emb: int, d_hidden: int, d_latent: int,
+                 dropout: float, training: TrainingSettings) -> None:
+        super().__init__(spec, training)
         self.word_emb = nn.Embedding(spec.vocab_size, d_emb, padding_idx=spec.pad_id)
         self.user_emb, self.item_emb = nn.Embedding(n_users, d_emb), nn.Embedding(n_items, d_emb)
         self.posterior = nn.Linear(3 * d_emb, 2 * d_latent)
@@ -62,7 +63,7 @@ class PlainVAE(ExplanationGenerator):
         return {"loss": (nll_sum + kl).mean(), "nll": nll_sum.sum() / n_tok.sum(), "kl": kl.mean()}
 
     @torch.no_grad()
-    def generate(self, batch: ExplanationBatch, max_len: int = 20) -> torch.Tensor:
+    def decode(self, batch: ExplanationBatch, max_len: int) -> torch.Tensor:
         ui = torch.cat([self.user_emb(batch.user), self.item_emb(batch.item)], -1)
         z = torch.zeros(len(batch), self.posterior.out_features // 2, device=ui.device)
         return self._greedy(lambda toks: self._logits(ui, z, toks)[:, -1], len(batch), max_len, ui.device)

@@ -22,19 +22,31 @@ reviews (Amazon Musical Instruments, All_Beauty, Gift_Cards) with the same recip
 5. Optional **sparse filter** (``sparse_max_reviews``, the paper's Sec. 4.1): keep only samples
    whose user or item has fewer than that many reviews (15 for Yelp/TripAdvisor, 20 for Amazon).
 
-Ratings >= 3 are positive sentiment (Sec. 4.4). :func:`random_split` gives PETER-style 8:1:1
-splits in which every user and item of the validation/test parts also occurs in training.
+Ratings >= 3 are positive sentiment (Sec. 4.4). :func:`split_rows` gives the PETER index splits
+when the data has them, else PETER-style random 8:1:1 splits
+(:func:`xrec_core.data.splits.random_split`) in which every user and item of the validation and
+test parts also occurs in training. :class:`Vocab` and :func:`encode_part` turn a part into the
+tensors the generators read (:class:`EncodedSplit`).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
+
+from ...data.splits import random_split
+from ...models.explain.common import ExplanationBatch, TextSpec
+
+if TYPE_CHECKING:
+    from .config import MVAEConfig
 
 #: evaluative adjectives used as opinion words (hand-written stand-in for Sentires' lexicon).
 OPINION_WORDS = frozenset("""
@@ -215,31 +227,6 @@ def from_peter(records: Sequence[dict] | pd.DataFrame, max_words: int = 20,
     return data
 
 
-def random_split(data: ExplanationData, seed: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
-    """PETER-style random split: train/valid/test row indices; every user and item is in training.
-
-    The first shuffled sample of every user and of every item goes to training; the rest are cut
-    by ``ratios`` (so training is a little larger than 80% on sparse data).
-    """
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(data.df))
-    users = data.df["user_idx"].to_numpy()[order]
-    items = data.df["item_idx"].to_numpy()[order]
-    forced = np.zeros(len(order), dtype=bool)
-    _, first_u = np.unique(users, return_index=True)
-    _, first_i = np.unique(items, return_index=True)
-    forced[first_u] = True
-    forced[first_i] = True
-    rest = order[~forced]
-    n = len(order)
-    n_test = int(round(ratios[2] * n))
-    n_valid = int(round(ratios[1] * n))
-    if n_test + n_valid > len(rest):
-        raise ValueError("too few samples to split: every user/item needs one training sample")
-    test, valid, train_rest = rest[:n_test], rest[n_test:n_test + n_valid], rest[n_test + n_valid:]
-    return {"train": np.sort(np.concatenate([order[forced], train_rest])), "valid": np.sort(valid), "test": np.sort(test)}
-
-
 def explanation_stats(data: ExplanationData) -> pd.DataFrame:
     """Table 1 of the paper for our data: users, items, samples, per-user/item means, words per explanation."""
     df = data.df
@@ -249,3 +236,115 @@ def explanation_stats(data: ExplanationData) -> pd.DataFrame:
         "value": [data.n_users, data.n_items, len(df), len(df) / data.n_users, len(df) / data.n_items,
                   float(df["tokens"].map(len).mean()), len(data.features)],
     })
+
+
+# ============================================================================ loading
+def load_explanations(cfg: "MVAEConfig") -> tuple[ExplanationData, list[Path]]:
+    """The explanation dataset of ``cfg.dataset`` and the files it was read from."""
+    from ... import data as xdata
+    from .config import PETER_SPARSE
+
+    data_dir = cfg.data_dir or None
+    if cfg.dataset.startswith("peter-"):
+        loaded = [xdata.load_peter(cfg.dataset, data_dir=data_dir, split=k + 1) for k in range(cfg.n_splits)]
+        sparse = PETER_SPARSE[cfg.dataset] if cfg.sparse_max_reviews else 0
+        exp = from_peter(loaded[0][0], max_words=cfg.max_words, splits=[index for _, index in loaded], sparse_max_reviews=sparse)
+    else:
+        reviews = xdata.load_reviews(cfg.dataset, data_dir=data_dir)
+        exp = build_explanations(reviews, max_words=cfg.max_words, sparse_max_reviews=cfg.sparse_max_reviews,
+                                 min_feature_count=cfg.min_feature_count, n_features=cfg.n_features)
+    if cfg.max_samples and len(exp) > cfg.max_samples:
+        # the samples of the most active items (then users), so that a small subset still splits
+        item_n = exp.df["item_idx"].map(exp.df["item_idx"].value_counts())
+        user_n = exp.df["user_idx"].map(exp.df["user_idx"].value_counts())
+        order = np.lexsort((np.arange(len(exp)), -user_n.to_numpy(), -item_n.to_numpy()))
+        exp = from_rows(exp, np.sort(order[: cfg.max_samples]))
+    return exp, list(xdata.dataset_files(cfg.dataset, data_dir=data_dir))
+
+
+def from_rows(exp: ExplanationData, rows: np.ndarray) -> ExplanationData:
+    """A subset of samples with users/items re-indexed."""
+    df = exp.df.iloc[rows][["user", "item", "rating", "explanation", "tokens", "feature"]]
+    return _finalise(df, exp.features, exp.source)
+
+
+def split_rows(exp: ExplanationData, split: int, seed: int) -> dict[str, np.ndarray]:
+    """Row indices ``{"train", "valid", "test"}`` of split ``split``: PETER's index files when the
+    data came with them, else a random 8:1:1 split seeded by ``seed + split``."""
+    if exp.fixed_splits:
+        return exp.fixed_splits[split]
+    return random_split(exp.df["user_idx"].to_numpy(), exp.df["item_idx"].to_numpy(), seed=seed + split)
+
+
+def duplicate_half(exp: ExplanationData, seed: int) -> tuple[ExplanationData, np.ndarray]:
+    """Sec. 4.5: sample half of the examples and add a copy of them with fresh user and item ids.
+
+    Returns the new dataset (sampled rows, then their copies) and the sampled row indices.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(exp.df), len(exp.df) // 2, replace=False))
+    half = exp.df.iloc[rows][["user", "item", "rating", "explanation", "tokens", "feature"]]
+    copy_ = half.copy()
+    copy_["user"] = "copy::" + copy_["user"].astype(str)
+    copy_["item"] = "copy::" + copy_["item"].astype(str)
+    return _finalise(pd.concat([half, copy_], ignore_index=True), exp.features, exp.source), rows
+
+
+# ============================================================================ encoding
+class Vocab:
+    """Word <-> id map of the ``size`` most frequent training words plus ``<PAD> <UNK> <BOS> <EOS>``.
+
+    Thin adapter over :class:`xrec_core.data.text.Vocabulary` giving the ids the models need;
+    ``spec.words`` lets a generator write its output as text.
+    """
+
+    def __init__(self, token_lists: Sequence[Sequence[str]], size: int) -> None:
+        from ...data.text import Vocabulary
+
+        self.vocab = Vocabulary.build(token_lists, min_freq=1, max_size=size)
+        v = self.vocab
+        self.spec = TextSpec(vocab_size=len(v), pad_id=v.pad_id, bos_id=v.bos_id, eos_id=v.eos_id, words=tuple(v.itos))
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return list(self.vocab.encode(list(tokens)))
+
+
+@dataclass
+class EncodedSplit:
+    """Tensors of one part (train/valid/test) of a split, and its sentences as tokens."""
+
+    user: torch.Tensor
+    item: torch.Tensor
+    rating: torch.Tensor
+    sentiment: torch.Tensor
+    feature: torch.Tensor
+    seq: torch.Tensor  # (N, max_words + 2)
+    rows: np.ndarray   # row indices into the dataset
+    tokens: list[list[str]]  # the explanations, cut at max_words
+    pad_id: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0) -> Iterator[ExplanationBatch]:
+        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+        for s in range(0, len(order), batch_size):
+            idx = torch.as_tensor(order[s:s + batch_size])
+            seq = self.seq[idx]
+            seq = seq[:, : int((seq != self.pad_id).sum(1).max())]  # trim padding columns
+            yield ExplanationBatch(self.user[idx], self.item[idx], self.rating[idx], self.sentiment[idx], self.feature[idx], seq)
+
+
+def encode_part(exp: ExplanationData, rows: np.ndarray, vocab: Vocab, max_words: int) -> EncodedSplit:
+    """``<BOS> w_1 .. w_n <EOS>`` id sequences (cut at ``max_words``) and the ids of users, items, features."""
+    df = exp.df.iloc[rows]
+    spec = vocab.spec
+    seq = torch.full((len(df), max_words + 2), spec.pad_id, dtype=torch.long)
+    tokens = [list(t[:max_words]) for t in df["tokens"]]
+    for k, toks in enumerate(tokens):
+        ids = [spec.bos_id, *vocab.encode(toks), spec.eos_id]
+        seq[k, : len(ids)] = torch.tensor(ids)
+    feat = torch.tensor([vocab.encode([f])[0] for f in df["feature"]], dtype=torch.long)
+    return EncodedSplit(torch.tensor(df["user_idx"].to_numpy()), torch.tensor(df["item_idx"].to_numpy()),
+                        torch.tensor(df["rating"].to_numpy(), dtype=torch.float32), torch.tensor(df["sentiment"].to_numpy()),
+                        feat, seq, np.asarray(rows), tokens, spec.pad_id)
