@@ -79,13 +79,14 @@ def test_smoke_golden_values(record):
         assert rows[key] == pytest.approx(value, abs=1e-6), key
 
 
-#: from the smoke run of this commit's code (n_threads=1, seed 2024)
+#: from the smoke run of this commit's code (n_threads=1, seed 2024); regenerated after the encoder's length
+#: buckets encode each distinct item once per update (duplicates share one dropout draw), which moves GRU and Embed
 GOLDEN: dict[tuple[str, str], float] = {
-    ("GRU-MTL", "Recall@50 warm (%)"): 41.18116855821774,
-    ("GRU-MTL", "HR@10 warm"): 0.11943593746872436,
-    ("GRU-MTL", "Tag Recall@50 cold (%)"): 65.48071662537735,
-    ("GRU", "Recall@50 warm (%)"): 41.03404791929382,
-    ("Embed", "Recall@50 warm (%)"): 40.17234131988231,
+    ("GRU-MTL", "Recall@50 warm (%)"): 40.69146700294241,
+    ("GRU-MTL", "HR@10 warm"): 0.12345523329129887,
+    ("GRU-MTL", "Tag Recall@50 cold (%)"): 65.1074328322701,
+    ("GRU", "Recall@50 warm (%)"): 41.59100462379151,
+    ("Embed", "Recall@50 warm (%)"): 41.185372005044144,
     ("CTR", "Recall@50 warm (%)"): 45.78604455653636,
     ("MostPop", "Recall@50 warm (%)"): 44.55023118957545,
 }
