@@ -41,30 +41,22 @@ def _worker(encoder: str, k: int, k_h1: int, batch: int, updates: int, device: s
     import resource
     import time
 
-    import numpy as np
-    import scipy.sparse as sp
     import torch
 
     from xrec_core.device import set_seed, set_threads, thread_info
-    from xrec_core.models.gru import TextRecommender, pad_tokens
+    from _gru import synthetic_text_data, text_recommender
 
     set_threads(threads)
     set_seed(0)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rng = np.random.default_rng(0)
-    n_users, n_items, vocab = (200, 150, 300) if tiny else (5000, 3000, 2000)
-    tokens = pad_tokens([rng.integers(5, vocab, size=rng.integers(10, 31)).tolist() for _ in range(n_items)])
-    n = 7 * n_users
-    likes = sp.csr_matrix((np.ones(n), (rng.integers(0, n_users, n), rng.integers(0, n_items, n))), shape=(n_users, n_items))
-    likes.data[:] = 1
-    model = TextRecommender(encoder, k=k, k_h1=k_h1, batch_users=batch, max_updates=2, device=device, progress=False)
-    model.fit(likes, tokens, vocab_size=vocab)  # warm-up (allocations, kernels)
+    data = synthetic_text_data(tiny)
+    text_recommender(encoder, k=k, k_h1=k_h1, batch_users=batch, updates=2, device=device).fit(data)  # warm-up
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    model.max_updates = updates
+    model = text_recommender(encoder, k=k, k_h1=k_h1, batch_users=batch, updates=updates, device=device)
     w0, c0 = time.perf_counter(), time.process_time()
-    model.fit(likes, tokens, vocab_size=vocab)
+    model.fit(data)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0

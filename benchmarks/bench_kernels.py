@@ -134,21 +134,16 @@ def bench_als(rec: BenchRecorder, sizes: list[tuple[int, int]]) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------- GRU
 def bench_gru(rec: BenchRecorder, k: int, k_h1: int, batch: int, updates: int, tiny: bool) -> list[dict]:
+    from _gru import synthetic_text_data, text_recommender
+
     from xrec_core.device import set_seed
-    from xrec_core.models.gru import TextRecommender, pad_tokens
 
     set_seed(0)
-    rng = np.random.default_rng(0)
-    n_users, n_items, vocab = (200, 150, 300) if tiny else (5000, 3000, 2000)
-    tokens = pad_tokens([rng.integers(5, vocab, size=rng.integers(10, 31)).tolist() for _ in range(n_items)])
-    n = 7 * n_users
-    likes = sp.csr_matrix((np.ones(n), (rng.integers(0, n_users, n), rng.integers(0, n_items, n))), shape=(n_users, n_items))
-    likes.data[:] = 1
-    model = TextRecommender("gru", k=k, k_h1=k_h1, batch_users=batch, max_updates=1, progress=False)
-    model.fit(likes, tokens, vocab_size=vocab)  # warm-up
-    model.max_updates = updates
+    data = synthetic_text_data(tiny)
+    text_recommender("gru", k=k, k_h1=k_h1, batch_users=batch, updates=1).fit(data)  # warm-up
+    model = text_recommender("gru", k=k, k_h1=k_h1, batch_users=batch, updates=updates)
     with Clock() as c:
-        model.fit(likes, tokens, vocab_size=vocab)
+        model.fit(data)
     examples = 2 * batch * updates
     return [rec.timed(f"GRU recommender update (K={k}, B={batch})", c.wall_s, c.cpu_s, model="GRU", k=k, k_h1=k_h1,
                       batch_users=batch, updates=updates, examples_per_s=examples / c.wall_s,

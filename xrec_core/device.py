@@ -59,6 +59,10 @@ def set_threads(n_threads: int | None) -> None:
     global _BLAS_LIMITER
     if not n_threads:
         return
+    # libraries loaded later (an OpenMP runtime pulled in by gensim or scikit-learn) read these at start-up;
+    # threadpoolctl below reaches only the ones loaded already
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(int(n_threads))
     try:
         import torch
 
