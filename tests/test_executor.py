@@ -66,7 +66,7 @@ def test_unknown_executor_and_duplicate_keys(tmp_path):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    import cloudpickle
+    from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import the tests
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -77,10 +77,12 @@ def local_ray():
 @pytest.mark.ray
 def test_ray_gives_the_serial_results_and_ships_data_once(tmp_path, local_ray):
     data = list(range(1000))
-    units = [Unit(f"u{x}", sum_with_data, (x, data, str(tmp_path / f"calls_{name}.txt")), Resources(cpus=1))
-             for name in ("serial", "ray") for x in range(4)]
-    serial = run_units(UnitStore(tmp_path / "s", CONFIG), [u for u in units if "serial" in u.args[2]])
-    on_ray = run_units(UnitStore(tmp_path / "r", CONFIG), [u for u in units if "ray" in u.args[2]], executor="ray")
+    def units(name: str) -> list[Unit]:
+        return [Unit(f"u{x}", sum_with_data, (x, data, str(tmp_path / f"calls_{name}.txt")), Resources(cpus=1))
+                for x in range(4)]
+
+    serial = run_units(UnitStore(tmp_path / "s", CONFIG), units("serial"))
+    on_ray = run_units(UnitStore(tmp_path / "r", CONFIG), units("ray"), executor="ray")
     assert on_ray.results == serial.results and on_ray.results["u3"]["value"] == 3 + sum(data)
     assert on_ray.execution["executor"] == "ray" and on_ray.execution["cluster_cpus"] == 2.0
     assert on_ray.execution["computed"] == 4
