@@ -53,13 +53,21 @@ class Verdict:
         return None if self.verdict == UNTESTABLE else self.verdict == HOLDS
 
 
-def _untestable_reason(values: UnitValues, models: Sequence[str], unhealthy: Collection[str], unit: str) -> str | None:
-    missing = [m for m in models if values.get(m) is None or len(values[m]) == 0]
+def _model_reason(models: Sequence[str], present: Collection[str], unhealthy: Collection[str]) -> str | None:
+    """Why a claim about ``models`` cannot be judged: one did not finish, or one failed its health check."""
+    missing = [m for m in models if m not in set(present)]
     if missing:
         return f"not run or crashed: {', '.join(missing)}"
     sick = [m for m in models if m in set(unhealthy)]
     if sick:
         return f"failed its training-health check: {', '.join(sick)}"
+    return None
+
+
+def _untestable_reason(values: UnitValues, models: Sequence[str], unhealthy: Collection[str], unit: str) -> str | None:
+    reason = _model_reason(models, [m for m in models if values.get(m) is not None and len(values[m])], unhealthy)
+    if reason:
+        return reason
     sizes = {m: len(values[m]) for m in models}
     if len(set(sizes.values())) > 1:
         return "unequal numbers of units: " + ", ".join(f"{m} {n}" for m, n in sizes.items())
@@ -158,12 +166,9 @@ def trend(settings: Sequence[float], values_per_unit: Sequence[Sequence[float]],
         The models the trend is computed from, the models that finished (``None``: all did) and
         those that failed a training-health check; a missing or unhealthy one makes it untestable.
     """
-    missing = [m for m in models if present is not None and m not in set(present)]
-    if missing:
-        return Verdict(UNTESTABLE, f"not run or crashed: {', '.join(missing)}")
-    sick = [m for m in models if m in set(unhealthy)]
-    if sick:
-        return Verdict(UNTESTABLE, f"failed its training-health check: {', '.join(sick)}")
+    reason = _model_reason(models, models if present is None else present, unhealthy)
+    if reason:
+        return Verdict(UNTESTABLE, reason)
     x = np.asarray(settings, dtype=float)
     if log_x:
         x = np.log10(x)
