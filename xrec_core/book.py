@@ -8,6 +8,7 @@ benchmarks) are rendered from run records and the paper-numbers file. Everything
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -93,6 +94,34 @@ def _records_page(records: list[dict], prefix: str, generated: Path, name: str) 
     atomic_write_text(generated / name, text)
 
 
+#: parameters papermill injects that name folders of the machine that ran the notebook
+MACHINE_PARAMETERS = ("data_dir", "results_dir")
+
+
+def publishable_notebook(text: str, data_dir: str | os.PathLike | None = None) -> str:
+    """An executed notebook's JSON without the paths of the machine that ran it.
+
+    Papermill's ``injected-parameters`` cell loses its ``data_dir``/``results_dir`` lines (they
+    name folders of the machine, not settings of the run), and every output's text has the
+    repository, data and home folders replaced by ``<repo>``, ``$XREC_DATA`` and ``~``.
+    """
+    nb = json.loads(text)
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            lines = "".join(cell.get("source", "")).splitlines(keepends=True)
+            cell["source"] = [line for line in lines if line.split("=")[0].strip() not in MACHINE_PARAMETERS]
+    folders = [(str(REPO_ROOT), "<repo>")]
+    data = data_dir or os.environ.get("XREC_DATA")
+    if data:
+        folders.insert(0, (str(Path(data).resolve()), "$XREC_DATA"))
+    folders.append((str(Path.home()), "~"))
+    out = json.dumps(nb, indent=1, ensure_ascii=False)
+    for folder, placeholder in folders:
+        if len(folder) > 1:
+            out = out.replace(json.dumps(folder)[1:-1], placeholder)
+    return out
+
+
 def stage_book(scale: str = "smoke", notebooks_dir: str | os.PathLike | None = None,
                results_dirs: Sequence[str | os.PathLike] | None = None, out_dir: str | os.PathLike | None = None,
                data_dir: str | os.PathLike | None = None) -> Path:
@@ -118,7 +147,7 @@ def stage_book(scale: str = "smoke", notebooks_dir: str | os.PathLike | None = N
     chapters = src / "book" / "chapters"
     chapters.mkdir(parents=True, exist_ok=True)
     for key in PAPERS:
-        shutil.copy2(nb_dir / f"{key}.ipynb", chapters / f"{key}.ipynb")
+        atomic_write_text(chapters / f"{key}.ipynb", publishable_notebook((nb_dir / f"{key}.ipynb").read_text(), data_dir))
     generated = src / "book" / "_generated"
     generated.mkdir(parents=True, exist_ok=True)
     records = _collect_records(results_dirs)
