@@ -1,12 +1,13 @@
 # xrec: two commands do all the set-up (see README.md).
 #   make all    install, execute every paper notebook at SCALE (default smoke), build the site
 #   make test   install the test extras (and headless Chromium for the site test), run the tests
+#   make test-notebooks   re-execute the golden smoke notebooks and diff their outputs (nbval)
 PYTHON ?= python3
 SCALE ?= smoke
 SHARED_DATA := $(abspath ../shared/data)
 export XREC_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: all install install-test test book clean
+.PHONY: all install install-test test test-notebooks book clean
 
 all: install
 	$(PYTHON) -m xrec_core all --scale $(SCALE)
@@ -19,6 +20,10 @@ install-test: install
 
 test: install-test
 	$(PYTHON) -m pytest -q
+
+test-notebooks: install
+	$(PYTHON) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/golden_notebooks/sanitize.cfg tests/golden_notebooks
 
 book:
 	$(PYTHON) -m xrec_core book --scale $(SCALE)

@@ -66,14 +66,15 @@ def _recall50(score_fn, X: sp.csr_matrix, test: list[np.ndarray] | None) -> floa
 
 
 def bench_bpr(rec: BenchRecorder, epochs: int, synthetic: bool, tiny: bool) -> list[dict]:
+    from xrec_core.data.feedback import Interactions
     from xrec_core.models.ranking_baselines import BPR
 
     X, test, name = _bpr_data(synthetic, tiny)
     k, lr = (8, 0.05) if tiny else (50, 0.01)
-    BPR(k=k, epochs=1, seed=0).fit(X[: min(50, X.shape[0])])  # compile the kernels outside the timing
+    BPR(k=k, epochs=1, seed=0).fit(Interactions(X[: min(50, X.shape[0])]))  # compile the kernels outside the timing
     rows = []
     with Clock() as c:
-        ours = BPR(k=k, lr=lr, epochs=epochs, seed=123).fit(X)
+        ours = BPR(k=k, lr=lr, epochs=epochs, seed=123).fit(Interactions(X))
     rows.append(rec.timed(f"BPR ours ({name})", c.wall_s, c.cpu_s, model="BPR", impl="ours", dataset=name, k=k,
                           epochs=epochs, interactions=int(X.nnz), recall50=_recall50(ours.score, X, test)))
     try:
@@ -113,6 +114,7 @@ def _random_ratings(n: int, n_users: int, n_items: int, seed: int = 0):
 
 def bench_als(rec: BenchRecorder, sizes: list[tuple[int, int]]) -> list[dict]:
     from xrec_core.models.mt import ContextAwareMF
+    from xrec_core.data.feedback import Ratings
     from xrec_core.models.rating_baselines import BiasedMF
 
     rows = []
@@ -126,7 +128,7 @@ def bench_als(rec: BenchRecorder, sizes: list[tuple[int, int]]) -> list[dict]:
         rows.append(rec.timed(f"ContextAwareMF sweep ({n} ratings, K={k})", c.wall_s, c.cpu_s, model="ContextAwareMF",
                               ratings=n, K=k, users=n_users, items=n_items))
         with Clock() as c:
-            BiasedMF(k=k, n_iter=1).fit(users, items, ratings, n_users, n_items)
+            BiasedMF(k=k, n_iter=1).fit(Ratings(users, items, ratings, n_users, n_items))
         rows.append(rec.timed(f"BiasedMF iteration ({n} ratings, K={k})", c.wall_s, c.cpu_s, model="BiasedMF",
                               ratings=n, K=k, users=n_users, items=n_items))
     return rows

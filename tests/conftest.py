@@ -6,11 +6,14 @@
   ``XREC_RESULTS`` so the committed ``results/`` is never touched by a test run.
 * ``smoke_run(paper)`` executes a paper notebook at ``smoke`` scale once per test session
   and returns its run records, so notebook tests and the site test share one execution.
+* ``pytest --nbval`` on ``tests/golden_notebooks/`` re-executes the golden smoke notebooks (marker
+  ``notebook``); their kernels inherit this environment, with records in a scratch folder.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,9 +23,25 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 
 os.environ.setdefault("XREC_DATA", str(SHARED_DATA))
+_MPL_BACKEND_SET_HERE = "MPLBACKEND" not in os.environ
 os.environ.setdefault("MPLBACKEND", "Agg")
 # tests run from work trees being edited and write only temporary records; the guard's own tests unset it
 os.environ.setdefault("XREC_ALLOW_DIRTY", "1")
+# what is not a test function (nbval's notebook cells, whose kernels inherit the environment) writes
+# its records here, never into the committed results/ (test functions get their own folder below)
+os.environ.setdefault("XREC_RESULTS", tempfile.mkdtemp(prefix="xrec-test-results-"))
+
+
+def pytest_configure(config):
+    # nbval's kernels re-execute the golden notebooks as papermill ran them: with the inline backend
+    if _MPL_BACKEND_SET_HERE and getattr(config.option, "nbval", False):
+        os.environ.pop("MPLBACKEND", None)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebook)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Simple baselines against closed forms and planted structure."""
+"""Simple baselines against closed forms and planted structure; early stopping on the validation split."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from xrec_core.models.rating_baselines import PMF, BiasedMF, GlobalMean, UserItemBias, tune_biased_mf
-from xrec_core.models.ranking_baselines import BPR, MostPop, tune_bpr
+from xrec_core.data.feedback import Interactions, Ratings
+from xrec_core.models.rating_baselines import PMF, BiasedMF, GlobalMean, UserItemBias
+from xrec_core.models.ranking_baselines import BPR, MostPop
 
 
 def _triples(n_users=30, n_items=25, k=3, density=0.5, noise=0.0, seed=0):
@@ -22,7 +23,7 @@ def _triples(n_users=30, n_items=25, k=3, density=0.5, noise=0.0, seed=0):
 def test_user_item_bias_converges_to_the_joint_ridge_solution():
     u, i, r, nu, ni = _triples(seed=1)
     reg = 2.0
-    model = UserItemBias(reg=reg, n_iter=500).fit(u, i, r, nu, ni)
+    model = UserItemBias(reg=reg, n_iter=500).fit(Ratings(u, i, r, nu, ni))
     # independent computation: the normal equations of the joint ridge problem in [b_u, b_i]
     X = np.zeros((len(r), nu + ni))
     X[np.arange(len(r)), u] = 1
@@ -34,14 +35,14 @@ def test_user_item_bias_converges_to_the_joint_ridge_solution():
 
 def test_global_mean():
     u, i, r, nu, ni = _triples()
-    assert GlobalMean().fit(u, i, r).predict(u[:3], i[:3]) == pytest.approx([r.mean()] * 3)
+    assert GlobalMean().fit(Ratings(u, i, r, nu, ni)).predict(u[:3], i[:3]) == pytest.approx([r.mean()] * 3)
 
 
 def test_mf_recovers_a_planted_low_rank_matrix():
     model = BiasedMF(k=3, reg=0.01, n_iter=30)
     u, i, r, nu, ni = _triples(density=0.7, seed=2)
     held = np.random.default_rng(0).random(len(r)) < 0.1
-    model.fit(u[~held], i[~held], r[~held], nu, ni)
+    model.fit(Ratings(u[~held], i[~held], r[~held], nu, ni))
     train_mse = np.mean((model.predict(u[~held], i[~held]) - r[~held]) ** 2)
     test_mse = np.mean((model.predict(u[held], i[held]) - r[held]) ** 2)
     baseline = np.mean((r[held] - r[~held].mean()) ** 2)
@@ -61,7 +62,7 @@ def _logistic_triples(n_users=40, n_items=30, k=3, density=0.7, seed=4):
 
 def test_pmf_gradients_match_finite_differences():
     u, i, r, nu, ni = _logistic_triples(n_users=6, n_items=5)
-    model = PMF(k=2, lambda_u=0.3, lambda_v=0.05, n_iter=3, seed=1).fit(u, i, r, nu, ni)
+    model = PMF(k=2, lambda_u=0.3, lambda_v=0.05, n_iter=3, seed=1).fit(Ratings(u, i, r, nu, ni))
     grad_p, grad_q = model.gradients(u, i, r)
     eps = 1e-6
     for factors, grad in ((model.P_, grad_p), (model.Q_, grad_q)):
@@ -77,7 +78,7 @@ def test_pmf_gradients_match_finite_differences():
 def test_pmf_recovers_its_own_model_and_stays_in_the_rating_range():
     u, i, r, nu, ni = _logistic_triples()
     held = np.random.default_rng(0).random(len(r)) < 0.1
-    model = PMF(k=3, lambda_u=1e-4, lambda_v=1e-4, n_iter=600, lr=0.01).fit(u[~held], i[~held], r[~held], nu, ni)
+    model = PMF(k=3, lambda_u=1e-4, lambda_v=1e-4, n_iter=600, lr=0.01).fit(Ratings(u[~held], i[~held], r[~held], nu, ni))
     assert model.history_[-1] < 1e-3 * model.history_[0]
     test_mse = np.mean((model.predict(u[held], i[held]) - r[held]) ** 2)
     assert test_mse < 0.01 * np.var(r[held])
@@ -87,20 +88,46 @@ def test_pmf_recovers_its_own_model_and_stays_in_the_rating_range():
 
 def test_biased_mf_is_deterministic_and_handles_unknown_ids():
     u, i, r, nu, ni = _triples(noise=0.3)
-    a = BiasedMF(seed=5).fit(u, i, r, nu, ni).predict(u, i)
-    b = BiasedMF(seed=5).fit(u, i, r, nu, ni).predict(u, i)
+    a = BiasedMF(seed=5).fit(Ratings(u, i, r, nu, ni)).predict(u, i)
+    b = BiasedMF(seed=5).fit(Ratings(u, i, r, nu, ni)).predict(u, i)
     np.testing.assert_array_equal(a, b)
-    m = BiasedMF().fit(u, i, r, nu, ni)
+    m = BiasedMF().fit(Ratings(u, i, r, nu, ni))
     assert m.predict(np.array([nu + 5]), np.array([0]))[0] == pytest.approx(m.mu_ + m.bi_[0])
 
 
-def test_tune_biased_mf_picks_the_lowest_validation_error():
-    u, i, r, nu, ni = _triples(noise=0.5, seed=3)
-    cut = len(r) * 4 // 5
-    tuned = tune_biased_mf((u[:cut], i[:cut], r[:cut]), (u[cut:], i[cut:], r[cut:]), grid={"k": [2, 3], "reg": [0.1, 100.0]},
-                           n_users=nu, n_items=ni)
-    assert len(tuned.history) == 4
-    assert tuned.params == min(tuned.history, key=lambda h: h[1])[0]
+def _split(u, i, r, nu, ni, frac=0.2, seed=0, **side):
+    held = np.random.default_rng(seed).random(len(r)) < frac
+    return Ratings(u[~held], i[~held], r[~held], nu, ni, **side), Ratings(u[held], i[held], r[held], nu, ni)
+
+
+def test_pmf_early_stops_on_the_validation_mse_and_keeps_the_best_step():
+    """Lightly regularized PMF over-fits noisy ratings: it stops, and the factors it keeps are those of a
+    plain fit of the best step count (the validation split consumes no random draws)."""
+    train, valid = _split(*_logistic_triples(density=0.4, seed=5), frac=0.3)
+    noisy = Ratings(train.users, train.items, np.clip(train.ratings + np.random.default_rng(1).normal(0, 1.0, len(train)), 1, 5),
+                    train.n_users, train.n_items)
+    model = PMF(k=8, lambda_u=1e-4, lambda_v=1e-4, n_iter=400, lr=0.05, patience=5).fit(noisy, valid)
+    history = model.valid_history_
+    best = int(np.argmin(history)) + 1
+    assert len(history) == best + 5 < 400
+    assert valid.mse(model.predict(valid.users, valid.items)) == pytest.approx(min(history), rel=1e-12)
+    plain = PMF(k=8, lambda_u=1e-4, lambda_v=1e-4, n_iter=best, lr=0.05).fit(noisy)
+    np.testing.assert_array_equal(model.P_, plain.P_)
+    assert not plain.valid_history_
+
+
+def test_feedback_containers_reject_bad_input():
+    with pytest.raises(ValueError, match="out of range"):
+        Ratings(np.array([0, 3]), np.array([0, 1]), np.array([1.0, 2.0]), 3, 2)
+    with pytest.raises(ValueError, match="one length"):
+        Ratings(np.array([0, 1]), np.array([0]), np.array([1.0, 2.0]), 3, 2)
+    with pytest.raises(ValueError, match="item_bow"):
+        Ratings(np.array([0]), np.array([0]), np.array([1.0]), 1, 2, item_bow=sp.csr_matrix((3, 4)))
+    with pytest.raises(ValueError, match="scipy.sparse"):
+        Interactions(np.ones((2, 2)))
+    held = Interactions.from_lists(np.array([2, 0]), [np.array([1, 1, 3]), np.array([0])], 3, 4)
+    np.testing.assert_array_equal(held.likes.toarray(), [[1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1]])
+    assert [list(r) for r in held.relevant()] == [[0], [], [1, 3]]
 
 
 def test_mostpop_counts_and_bpr_ranks_planted_positives_first():
@@ -110,15 +137,40 @@ def test_mostpop_counts_and_bpr_ranks_planted_positives_first():
     likes = np.zeros((n_users, n_items))
     likes[:20, :15] = rng.random((20, 15)) < 0.6
     likes[20:, 15:] = rng.random((20, 15)) < 0.6
-    X = sp.csr_matrix(likes)
-    np.testing.assert_array_equal(MostPop().fit(X).score(np.array([0]))[0], likes.sum(0))
+    X = Interactions(sp.csr_matrix(likes))
+    pop = MostPop().fit(X)
+    np.testing.assert_array_equal(pop.score(np.array([0]))[0], likes.sum(0))
+    np.testing.assert_array_equal(pop.score(np.array([0, 1]), np.array([[3, 20], [1, 2]])), likes.sum(0)[[[3, 20], [1, 2]]])
     model = BPR(k=8, lr=0.05, reg=1e-3, epochs=60, seed=0).fit(X)
     s = model.score(np.arange(n_users))
     own = np.where(np.arange(n_users)[:, None] < 20, s[:, :15].mean(1, keepdims=True), s[:, 15:].mean(1, keepdims=True))
     other = np.where(np.arange(n_users)[:, None] < 20, s[:, 15:].mean(1, keepdims=True), s[:, :15].mean(1, keepdims=True))
     assert (own > other).all()
-    tuned = tune_bpr(X, [np.array([j]) for j in range(n_users)], grid=[{"k": 4, "epochs": 5}, {"k": 8, "epochs": 5}], k_eval=5)
-    assert tuned.params in [h[0] for h in tuned.history]
+    cand = np.array([[0, 29, 3]] * n_users)
+    np.testing.assert_allclose(model.score(np.arange(n_users), cand), np.take_along_axis(s, cand, axis=1), rtol=1e-12)
+
+
+def test_bpr_early_stops_on_the_validation_recall_and_keeps_the_best_epoch():
+    rng = np.random.default_rng(3)
+    n_users, n_items = 60, 40
+    likes = (rng.random((n_users, n_items)) < 0.15 + 0.5 * (np.arange(n_items) < 8)).astype(float)  # popular block
+    held = [np.flatnonzero(row)[:1] for row in likes]
+    for u, h in enumerate(held):
+        likes[u, h] = 0
+    train = Interactions(sp.csr_matrix(likes))
+    valid = Interactions.from_lists(np.arange(n_users), held, n_users, n_items)
+    model = BPR(k=4, lr=0.3, reg=1e-4, epochs=40, patience=3, eval_k=5, seed=0).fit(train, valid)
+    history = model.valid_history_
+    best = int(np.argmax(history)) + 1
+    assert len(history) == min(best + 3, 40)
+    # independent recall of the kept factors: held-out item among the top 5 of the unseen items
+    s = model.score(np.arange(n_users))
+    s[likes > 0] = -np.inf
+    top5 = np.argsort(-s, axis=1, kind="stable")[:, :5]
+    users = [u for u in range(n_users) if len(held[u])]
+    assert np.mean([held[u][0] in top5[u] for u in users]) == pytest.approx(max(history), abs=1e-12)
+    plain = BPR(k=4, lr=0.3, reg=1e-4, epochs=best, seed=0).fit(train)
+    np.testing.assert_array_equal(model.P_, plain.P_)
 
 
 def test_neumf_learns_ratings_and_rankings():
@@ -128,16 +180,37 @@ def test_neumf_learns_ratings_and_rankings():
 
     torch.set_num_threads(1)
     u, i, r, nu, ni = _triples(n_users=40, n_items=30, density=0.6, noise=0.1, seed=4)
-    model = NCF(k=8, layers=(16, 8), lr=1e-2, epochs=25, batch_size=64, loss="mse", seed=0).fit(u, i, r, nu, ni)
+    model = NCF(k=8, layers=(16, 8), lr=1e-2, epochs=25, batch_size=64, loss="mse", seed=0).fit(Ratings(u, i, r, nu, ni))
     assert model.losses_[-1] < 0.3 * model.losses_[0]
     assert np.mean((model.predict(u, i) - r) ** 2) < 0.5 * np.var(r)
     likes = np.zeros((20, 20))
     likes[:10, :10] = 1
     likes[10:, 10:] = 1
-    ranker = NCF(k=4, layers=(8, 4), lr=1e-2, epochs=30, batch_size=32, loss="bpr", seed=0).fit(sp.csr_matrix(likes))
+    ranker = NCF(k=4, layers=(8, 4), lr=1e-2, epochs=30, batch_size=32, loss="bpr", seed=0).fit(Interactions(sp.csr_matrix(likes)))
     s = ranker.score(np.arange(20))
     assert s.shape == (20, 20)
     assert (s[:10, :10].mean(1) > s[:10, 10:].mean(1)).all() and (s[10:, 10:].mean(1) > s[10:, :10].mean(1)).all()
+    with pytest.raises(TypeError, match="Interactions"):
+        ranker.fit(Ratings(u, i, r, nu, ni))
+
+
+def test_neumf_early_stops_on_the_validation_rmse_and_keeps_the_best_epoch():
+    import torch
+
+    from xrec_core.models.ncf import NCF
+
+    torch.set_num_threads(1)
+    train, valid = _split(*_triples(n_users=30, n_items=20, density=0.5, noise=1.0, seed=9), frac=0.3)
+    seen = []
+    model = NCF(k=16, layers=(32, 16), lr=3e-2, epochs=40, batch_size=32, patience=2, loss="mse", seed=0).fit(
+        train, valid, on_epoch=lambda e, v: seen.append((e, v)))
+    curve = model.curve_
+    assert curve.stopped_early and curve.epochs == curve.best_epoch + 2 < 40
+    assert seen == list(zip(curve.valid_epochs, curve.valid))
+    rmse = float(np.sqrt(valid.mse(model.predict(valid.users, valid.items))))
+    assert rmse == pytest.approx(min(curve.valid), rel=1e-6) and curve.best_value == min(curve.valid)
+    plain = NCF(k=16, layers=(32, 16), lr=3e-2, epochs=curve.best_epoch, batch_size=32, loss="mse", seed=0).fit(train)
+    np.testing.assert_allclose(plain.predict(valid.users, valid.items), model.predict(valid.users, valid.items), rtol=1e-6)
 
 
 def test_hft_fits_ratings_and_its_topics_explain_the_text():
@@ -152,7 +225,7 @@ def test_hft_fits_ratings_and_its_topics_explain_the_text():
     bow = np.zeros((ni, 12))
     bow[: ni // 2, :6] = rng.integers(1, 4, size=(ni // 2, 6))
     bow[ni // 2:, 6:] = rng.integers(1, 4, size=(ni - ni // 2, 6))
-    model = HFT(k=3, lambda_text=1.0, epochs=300, seed=0).fit(u, i, r, sp.csr_matrix(bow), nu, ni)
+    model = HFT(k=3, lambda_text=1.0, epochs=300, seed=0).fit(Ratings(u, i, r, nu, ni, item_bow=sp.csr_matrix(bow)))
     (mse0, ll0), (mse1, ll1) = model.history_[0], model.history_[-1]
     assert mse1 < 0.2 * mse0 and ll1 > ll0
     # per-word log-likelihood beats the uniform model's log(1/12)
@@ -160,6 +233,17 @@ def test_hft_fits_ratings_and_its_topics_explain_the_text():
     theta = model.topics()
     assert np.allclose(theta.sum(1), 1)
     assert np.mean((model.predict(u, i) - r) ** 2) < 0.3 * np.var(r)
+    # early stopping: lightly regularized HFT over-fits noisy ratings; the kept step equals a plain fit that long
+    train, valid = _split(*_triples(n_users=30, n_items=20, density=0.5, noise=1.0, seed=7), frac=0.3,
+                          item_bow=sp.csr_matrix(bow))
+    stopped = HFT(k=6, lambda_text=0.1, reg=1e-4, epochs=300, lr=0.1, patience=5, seed=0).fit(train, valid)
+    best = int(np.argmin(stopped.valid_history_)) + 1
+    assert len(stopped.valid_history_) == best + 5 < 300
+    assert valid.mse(stopped.predict(valid.users, valid.items)) == pytest.approx(min(stopped.valid_history_), rel=1e-9)
+    plain = HFT(k=6, lambda_text=0.1, reg=1e-4, epochs=best, lr=0.1, seed=0).fit(train)
+    np.testing.assert_allclose(plain.gu_, stopped.gu_, rtol=1e-12)
+    with pytest.raises(ValueError, match="item_bow"):
+        HFT().fit(Ratings(u, i, r, nu, ni))
 
 
 def test_ctr_updates_equal_direct_weighted_least_squares():
@@ -170,7 +254,7 @@ def test_ctr_updates_equal_direct_weighted_least_squares():
     R = sp.csr_matrix((rng.random((n_users, n_items)) < 0.4).astype(float))
     theta = rng.dirichlet(np.ones(k), size=n_items)
     a, b, lu, lv = 1.0, 0.01, 0.1, 10.0
-    model = CTR(k=k, lambda_u=lu, lambda_v=lv, a=a, b=b, max_iter=1, theta=theta, seed=0).fit(R, None)
+    model = CTR(k=k, lambda_u=lu, lambda_v=lv, a=a, b=b, max_iter=1, theta=theta, seed=0).fit(Interactions(R))
     # independent computation of one sweep: users from V = theta, then items from those users
     C = np.where(R.toarray() > 0, a, b)
     Rd = R.toarray()
@@ -206,7 +290,7 @@ def test_ctr_mtl_item_update_weighs_ratings_and_tags():
     theta = rng.dirichlet(np.ones(k), size=n_items)
     a, b, lu, lv, lt, lam = 1.0, 0.01, 0.1, 10.0, 0.1, 0.7
     model = CTR(k=k, lambda_u=lu, lambda_v=lv, a=a, b=b, max_iter=1, theta=theta, tags=Tg, tag_weight=lam,
-                lambda_t=lt, seed=0).fit(R, None)
+                lambda_t=lt, seed=0).fit(Interactions(R))
     # reproduce the sweep: U from theta, then V minimizing lam*C_R + (1-lam)*C_T + lv*||v - theta||^2 with T at init
     T0 = np.random.default_rng(0)
     T0.normal(0, 0.01, (n_users, k))  # the user init draw comes first
@@ -228,5 +312,7 @@ def test_ctr_explicit_ratings_mode_beats_the_mean():
 
     u, i, r, nu, ni = _triples(density=0.7, noise=0.1, seed=8)
     theta = np.random.default_rng(0).dirichlet(np.ones(3), size=ni)
-    m = CTR(k=3, lambda_u=0.01, lambda_v=0.01, max_iter=30, theta=theta).fit_ratings(u, i, r, None, nu, ni)
+    m = CTR(k=3, lambda_u=0.01, lambda_v=0.01, max_iter=30, theta=theta).fit(Ratings(u, i, r, nu, ni))
     assert np.mean((m.predict(u, i) - r) ** 2) < 0.2 * np.var(r)
+    with pytest.raises(ValueError, match="bag of words"):
+        CTR(k=3).fit(Ratings(u, i, r, nu, ni))

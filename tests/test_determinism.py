@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from xrec_core.data.feedback import Ratings
 from xrec_core.device import pick_device, set_seed
 from xrec_core.models.ncf import NCF
 
@@ -25,7 +26,7 @@ def _train(seed: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     u, i = rng.integers(0, 20, 300), rng.integers(0, 15, 300)
     r = rng.integers(1, 6, 300).astype(float)
-    model = NCF(k=4, layers=(8, 4), epochs=3, batch_size=32, seed=seed).fit(u, i, r, 20, 15)
+    model = NCF(k=4, layers=(8, 4), epochs=3, batch_size=32, seed=seed).fit(Ratings(u, i, r, 20, 15))
     return model.predict(u[:20], i[:20])
 
 

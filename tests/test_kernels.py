@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from xrec_core.data.feedback import Interactions, Ratings
+
 
 # ---------------------------------------------------------------------------------------------- BPR
 def _bpr_reference(X: sp.csr_matrix, k: int, lr: float, reg: float, epochs: int, batch_size: int,
@@ -64,13 +66,13 @@ def test_bpr_kernel_equals_the_numpy_minibatch_sgd(batch_size, seed, density, bi
 
     # dense rows (density 0.3) force duplicate users/items inside a batch and negative resampling
     X = _likes(60, 40, density, seed)
-    m = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(X)
+    m = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(Interactions(X))
     P, Q, b = _bpr_reference(X, 6, 0.05, 1e-2, 6, batch_size, seed)
     np.testing.assert_allclose(m.P_, P, rtol=0, atol=1e-12)
     np.testing.assert_allclose(m.Q_, Q, rtol=0, atol=1e-12)
     np.testing.assert_allclose(m.b_, b, rtol=0, atol=1e-12)
     # and a rerun with the same seed gives the same factors bit for bit
-    m2 = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(X)
+    m2 = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(Interactions(X))
     assert np.array_equal(m.P_, m2.P_) and np.array_equal(m.Q_, m2.Q_) and np.array_equal(m.b_, m2.b_)
 
 
@@ -166,7 +168,7 @@ def test_biased_mf_equals_the_reduceat_als():
     # ratings came after it, so the reference runs on ids whose last user and item have ratings
     users, items = np.append(users, 49), np.append(items, 34)
     r = np.append(r, 4.0)
-    m = BiasedMF(k=5, reg=2.0, n_iter=4, seed=4).fit(users, items, r, n_users=50, n_items=35)
+    m = BiasedMF(k=5, reg=2.0, n_iter=4, seed=4).fit(Ratings(users, items, r, 50, 35))
     rng2 = np.random.default_rng(4)
     mu = r.mean()
     P, Q = rng2.normal(0, 0.1, (50, 5)), rng2.normal(0, 0.1, (35, 5))

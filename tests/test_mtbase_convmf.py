@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from xrec_core.data.feedback import Ratings
 from xrec_core.models.convmf import ConvMFPlus
 
 torch.set_num_threads(1)
@@ -34,7 +35,7 @@ def _model(**kw):
 @pytest.mark.parametrize("center", [False, True])
 def test_convmf_beats_the_global_mean(planted, center):
     u, i, r, train, docs, nu, ni = planted
-    m = _model(center=center).fit(u[train], i[train], r[train], docs, nu, ni)
+    m = _model(center=center).fit(Ratings(u[train], i[train], r[train], nu, ni, item_docs=docs))
     test = ~train
     mse_model = np.mean((m.predict(u[test], i[test]) - r[test]) ** 2)
     mse_mean = np.mean((r[train].mean() - r[test]) ** 2)
@@ -46,15 +47,15 @@ def test_convmf_beats_the_global_mean(planted, center):
 def test_unseen_users_fall_back_to_the_training_mean(planted):
     u, i, r, train, docs, nu, ni = planted
     keep = train & (u != 3)
-    m = _model(epochs=2).fit(u[keep], i[keep], r[keep], docs, nu, ni)
+    m = _model(epochs=2).fit(Ratings(u[keep], i[keep], r[keep], nu, ni, item_docs=docs))
     np.testing.assert_allclose(m.predict(np.array([3, 3]), np.array([0, 1])), r[keep].mean())
 
 
 def test_validation_early_stopping_keeps_the_best_iteration(planted):
     u, i, r, train, docs, nu, ni = planted
     valid = ~train
-    m = _model(epochs=6, patience=2).fit(u[train], i[train], r[train], docs, nu, ni,
-                                         valid=(u[valid], i[valid], r[valid]))
+    m = _model(epochs=6, patience=2).fit(Ratings(u[train], i[train], r[train], nu, ni, item_docs=docs),
+                                         Ratings(u[valid], i[valid], r[valid], nu, ni))
     best = min(h["valid_mse"] for h in m.history)
     assert np.mean((m.predict(u[valid], i[valid]) - r[valid]) ** 2) == pytest.approx(best, rel=1e-9)
 
@@ -62,8 +63,10 @@ def test_validation_early_stopping_keeps_the_best_iteration(planted):
 def test_bad_input_is_rejected(planted):
     u, i, r, train, docs, nu, ni = planted
     with pytest.raises(ValueError, match="one document per item"):
-        _model().fit(u, i, r, docs[:-1], nu, ni)
+        _model().fit(Ratings(u, i, r, nu, ni, item_docs=docs[:-1]))
     with pytest.raises(ValueError, match="out of range"):
-        _model().fit(u, i, r, docs, nu - 1, ni)
+        _model().fit(Ratings(u, i, r, nu - 1, ni, item_docs=docs))
+    with pytest.raises(ValueError, match="item_docs"):
+        _model().fit(Ratings(u, i, r, nu, ni))
     with pytest.raises(RuntimeError, match="not fitted"):
         ConvMFPlus().predict([0], [0])

@@ -246,3 +246,38 @@ def test_claims_of_records_without_health_checks_count_as_untestable():
     assert table["evidence"].iloc[0].startswith("record predates the training-health checks") and "holds" in table["evidence"].iloc[0]
     glance = glance_markdown(scorecard([old, new]), table)
     assert "claims: holds" in glance and "claims: untestable" in glance
+
+
+def test_dataset_slugs_are_stable_distinct_and_file_safe(tmp_path):
+    """One naming scheme for records, units and figures: registry names as they are, paths by stem + hash."""
+    import re
+    from pathlib import Path
+
+    from xrec_core.data import DATASETS
+    from xrec_core.experiments.common import figures_dir, units_dir
+    from xrec_core.records import dataset_slug
+
+    # every registry name, and the names under the committed results/, stay as they are
+    for name in DATASETS:
+        assert dataset_slug(name) == name
+    committed = {p.name.split("__", 1)[1] for p in Path(rec_mod.REPO_ROOT, "results").glob("*/units/*__*")}
+    assert committed and all(dataset_slug(name) == name for name in committed)
+    a, b = tmp_path / "a" / "reviews.json.gz", tmp_path / "b" / "reviews.json.gz"
+    slugs = {dataset_slug(str(p)) for p in (a, b)}
+    assert len(slugs) == 2 and all(re.fullmatch(r"reviews-[0-9a-f]{8}", s) for s in slugs)
+    assert dataset_slug(str(a)) == dataset_slug(str(a)) == dataset_slug(a)
+    assert dataset_slug("my data/with spaces.csv") != dataset_slug("my data/with-spaces.csv")
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", dataset_slug("../odd name/x y.csv"))
+    # the record, the unit folder and the figure folder of a run use the same slug
+
+    @dataclass
+    class Cfg:
+        dataset: str
+        scale: str = "smoke"
+        results_dir: str = str(tmp_path / "results")
+
+    cfg = Cfg(str(a))
+    rec = RunRecorder("demo", config={}, scale="smoke", dataset=str(a), seed=1, results_dir=cfg.results_dir)
+    slug = dataset_slug(str(a))
+    assert rec.name == f"demo__smoke__{slug}__seed1"
+    assert units_dir("demo", cfg).name == f"smoke__{slug}" and figures_dir("demo", cfg).name == f"smoke__{slug}"

@@ -52,3 +52,16 @@ def test_shared_baselines_are_registered_with_their_search_spaces():
             assert param in e.factory.__init__.__code__.co_varnames, (name, param)
             assert isinstance(dim, (Int, LogFloat)) or hasattr(dim, "low")
     assert reg.build("BPR", k=7).k == 7
+
+
+def test_shared_baselines_fit_train_and_valid_as_their_protocol_says():
+    """One ``fit(train, valid)`` for every shared baseline (no per-model signatures, no adapters)."""
+    import inspect
+
+    for name in ("MostPop", "BPR", "GlobalMean", "UserItemBias", "BiasedMF", "PMF", "NCF", "CTR", "HFT", "ConvMF+"):
+        e = reg.entry(name)
+        model = e.build()
+        params = list(inspect.signature(model.fit).parameters.values())
+        assert [p.name for p in params[:2]] == ["train", "valid"] and params[1].default is None, name
+        assert all(p.default is not inspect.Parameter.empty for p in params[1:]), name
+        assert reg.implements(model, e.role), name

@@ -99,6 +99,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 def rating_unit(model: str, impl: str, cfg: ParityConfig, u, i, r, docs, train, test) -> dict[str, float]:
     nu, ni = int(u.max()) + 1, int(i.max()) + 1
     if impl == "ours":
+        from .data.feedback import Ratings
         from .models.hft import HFT
         from .models.rating_baselines import PMF, BiasedMF
 
@@ -107,10 +108,10 @@ def rating_unit(model: str, impl: str, cfg: ParityConfig, u, i, r, docs, train, 
 
             bow = CountVectorizer(max_features=8000, stop_words="english").fit_transform(
                 pd.Series(docs).where(pd.Series(range(ni)).isin(np.unique(i[train])), ""))
-            fit = lambda: HFT(k=cfg.k, seed=cfg.seed).fit(u[train], i[train], r[train], bow, nu, ni)  # noqa: E731
+            fit = lambda: HFT(k=cfg.k, seed=cfg.seed).fit(Ratings(u[train], i[train], r[train], nu, ni, item_bow=bow))  # noqa: E731
         else:
             make = {"PMF": lambda: PMF(k=cfg.k, seed=cfg.seed), "Biased MF": lambda: BiasedMF(k=cfg.k, seed=cfg.seed)}[model]
-            fit = lambda: make().fit(u[train], i[train], r[train], nu, ni)  # noqa: E731
+            fit = lambda: make().fit(Ratings(u[train], i[train], r[train], nu, ni))  # noqa: E731
         m, fit_s = _timed(fit)
         pred, pred_train = m.predict(u[test], i[test]), m.predict(u[train], i[train])
     else:
@@ -140,13 +141,16 @@ def rating_unit(model: str, impl: str, cfg: ParityConfig, u, i, r, docs, train, 
 
 def ranking_unit(model: str, impl: str, cfg: ParityConfig, X: sp.csr_matrix, test, bow, vocabulary) -> dict[str, float]:
     if impl == "ours":
+        from .data.feedback import Interactions
         from .models.ctr import CTR
         from .models.ncf import NCF
         from .models.ranking_baselines import BPR
 
-        make = {"BPR": lambda: BPR(k=cfg.bpr_k, lr=cfg.bpr_lr, epochs=cfg.bpr_iter, seed=cfg.seed).fit(X),
-                "NeuMF": lambda: NCF(k=8, layers=(64, 32, 16, 8), epochs=cfg.neumf_epochs, loss="bpr", seed=cfg.seed).fit(X),
-                "CTR": lambda: CTR(k=cfg.ctr_k, lambda_u=0.01, lambda_v=0.01, max_iter=cfg.ctr_iter, seed=cfg.seed).fit(X, bow)}[model]
+        # a fixed number of epochs, no validation split: the same budget as cornac's
+        likes = Interactions(X, item_bow=bow)
+        make = {"BPR": lambda: BPR(k=cfg.bpr_k, lr=cfg.bpr_lr, epochs=cfg.bpr_iter, seed=cfg.seed).fit(likes),
+                "NeuMF": lambda: NCF(k=8, layers=(64, 32, 16, 8), epochs=cfg.neumf_epochs, loss="bpr", seed=cfg.seed).fit(likes),
+                "CTR": lambda: CTR(k=cfg.ctr_k, lambda_u=0.01, lambda_v=0.01, max_iter=cfg.ctr_iter, seed=cfg.seed).fit(likes)}[model]
         m, fit_s = _timed(make)
         score = m.score
     else:

@@ -321,7 +321,24 @@ class Claim:
 
 # --------------------------------------------------------------------------- run recorder
 def _slug(text: str) -> str:
+    """``text`` with every run of characters unsafe in a file name replaced by ``-``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
+
+
+def dataset_slug(dataset: str | os.PathLike) -> str:
+    """The part of record, unit and figure names that names ``dataset`` (one scheme for all of them).
+
+    A registry name is kept as it is (``amazon2014-instruments``, as in the committed ``results/``);
+    a file path becomes its stem plus a short hash of its repository-relative form, so two
+    ``reviews.json`` in different folders get different names and a file inside the repository
+    gets the same name on every clone.
+    """
+    text = str(dataset)
+    if _slug(text) == text and "." not in text:
+        return text
+    stem = _slug(Path(text).name.split(".")[0])
+    digest = hashlib.sha1(portable_path(text).encode("utf-8")).hexdigest()[:8]
+    return f"{stem}-{digest}"
 
 
 def portable_path(path: str | os.PathLike) -> str:
@@ -372,7 +389,7 @@ class RunRecorder:
         # paths inside the repository (e.g. ``results_dir``) are stored relative so records hold no machine paths
         self.config = {key: _portable_value(value) for key, value in config.items()}
         self.results_dir = results_root(results_dir) / _slug(paper)
-        self.name = name or f"{_slug(paper)}__{_slug(scale)}__{_slug(dataset)}__seed{self.seed}"
+        self.name = name or f"{_slug(paper)}__{_slug(scale)}__{dataset_slug(dataset)}__seed{self.seed}"
         self.started_at = _dt.datetime.now(_dt.timezone.utc)
         self._t0 = time.perf_counter()
         self._unit_seconds0, self._units_untimed0 = unit_seconds(), units_untimed()

@@ -16,7 +16,7 @@ from .config import ConfigError, check_dataset
 from .papers import Paper, get_paper
 from .paths import DATA_ENV, REPO_ROOT, results_root
 from .progress import PROGRESS_ENV
-from .records import ALLOW_DIRTY_ENV, RECORD_MANIFEST_ENV, _slug, check_clean_checkout, read_record_manifest
+from .records import ALLOW_DIRTY_ENV, RECORD_MANIFEST_ENV, check_clean_checkout, dataset_slug, read_record_manifest
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def validate_parameters(paper: Paper, scale: str, params: dict[str, Any],
 
 
 def executed_notebook_path(paper: Paper, scale: str, output_dir: Path, dataset: str | None = None) -> Path:
-    suffix = f"__{_slug(dataset)}" if dataset and dataset != paper.default_dataset else ""
+    suffix = f"__{dataset_slug(dataset)}" if dataset and dataset != paper.default_dataset else ""
     return output_dir / scale / f"{paper.key}{suffix}.ipynb"
 
 

@@ -14,17 +14,17 @@ from typing import Any
 
 from ..claims import Verdict, better_than, trend
 from ..paths import results_root, units_root
-from ..records import Claim, RunRecorder, UnitStore
+from ..records import Claim, RunRecorder, UnitStore, dataset_slug
 
 
 def units_dir(paper: str, cfg: Any) -> Path:
     """``<results>/<paper>/units/<scale>__<dataset>`` (committed with full runs)."""
-    return units_root(cfg.results_dir or None, paper, cfg.scale, _dataset_slug(cfg.dataset))
+    return units_root(cfg.results_dir or None, paper, cfg.scale, dataset_slug(cfg.dataset))
 
 
 def figures_dir(paper: str, cfg: Any) -> Path:
     """``<results>/<paper>/figures/<scale>__<dataset>``, created, beside the record."""
-    path = results_root(cfg.results_dir or None) / paper / "figures" / f"{cfg.scale}__{_dataset_slug(cfg.dataset)}"
+    path = results_root(cfg.results_dir or None) / paper / "figures" / f"{cfg.scale}__{dataset_slug(cfg.dataset)}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -32,11 +32,6 @@ def figures_dir(paper: str, cfg: Any) -> Path:
 def unit_store(paper: str, cfg: Any, root: str | Path | None = None) -> UnitStore:
     """The resumable unit store of one run (its fingerprint covers the config and the code version)."""
     return UnitStore(root or units_dir(paper, cfg), cfg)
-
-
-def _dataset_slug(dataset: str) -> str:
-    """A dataset given as a file path is named by its file stem in folder names."""
-    return Path(dataset).stem.split(".")[0] if ("/" in dataset or "." in dataset) else dataset
 
 
 class ClaimJudge:

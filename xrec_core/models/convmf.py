@@ -23,7 +23,8 @@ zero user prior and the CNN output as item prior). Two choices of ours: users or
 training ratings are predicted at the training mean (ConvMF would predict 0 for them), and an
 optional validation set stops training early (the authors stop after 5 iterations without
 validation improvement) -- otherwise the loop ends when the relative change of the objective
-falls below ``tol`` or after ``epochs`` iterations.
+falls below ``tol`` or after ``epochs`` iterations. ``fit(train, valid)`` takes
+:class:`~xrec_core.data.feedback.Ratings`, the item documents in ``train.item_docs``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.feedback import Ratings
 from .mt.camf import als_update
 from ..search_space import Float, LogFloat
 from .registry import RATING, register
@@ -173,31 +175,27 @@ class ConvMFPlus:
                      + 0.5 * self.lambda_v * np.sum((self.V - theta) ** 2))
 
     # -- public API ------------------------------------------------------------------------
-    def fit(self, users, items, ratings, item_docs: Sequence[Sequence[int]], n_users: int, n_items: int,
-            valid: tuple | None = None) -> "ConvMFPlus":
-        """Fit on training ratings and item documents (token ids, one list per item).
+    def fit(self, train: Ratings, valid: Ratings | None = None) -> "ConvMFPlus":
+        """Fit on training ratings and item documents; with ``valid``, early-stop on its MSE.
 
         Parameters
         ----------
-        users, items, ratings : array-like of shape (n,)
-            Training triples (integer ids).
-        item_docs : list of list of int
-            Item ``j``'s training reviews as vocabulary ids, concatenated (empty for items without).
-        n_users, n_items : int
-            Id ranges.
-        valid : (users, items, ratings), optional
+        train : Ratings
+            Training triples; ``train.item_docs[j]`` is item ``j``'s training reviews as vocabulary
+            ids, concatenated (empty for items without).
+        valid : Ratings, optional
             Validation triples for early stopping on their MSE.
         """
         from ..progress import tqdm
 
         from ..device import pick_device
 
-        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
-        ratings = np.asarray(ratings, dtype=np.float64)
-        if not (len(users) == len(items) == len(ratings)) or len(users) == 0:
-            raise ValueError("users, items and ratings must be non-empty arrays of equal length")
-        if users.min() < 0 or items.min() < 0 or users.max() >= n_users or items.max() >= n_items:
-            raise ValueError("user/item ids out of range for n_users/n_items")
+        if len(train) == 0:
+            raise ValueError("ConvMF+ needs at least one training rating")
+        if train.item_docs is None:
+            raise ValueError("ConvMF+ needs the item documents in train.item_docs")
+        users, items, ratings, n_users, n_items = train.users, train.items, train.ratings, train.n_users, train.n_items
+        item_docs = train.item_docs
         self.mu = float(ratings.mean())
         self.offset = self.mu if self.center else 0.0
         ratings = ratings - self.offset
@@ -230,8 +228,7 @@ class ConvMFPlus:
             obj = self._objective(users, items, ratings, theta)
             row = {"iter": it + 1, "objective": obj, "cnn_loss": cnn_loss}
             if valid is not None:
-                vu, vi, vr = (np.asarray(a) for a in valid)
-                row["valid_mse"] = float(np.mean((self.predict(vu, vi) - vr) ** 2))  # on the rating scale
+                row["valid_mse"] = valid.mse(self.predict(valid.users, valid.items))  # on the rating scale
                 if row["valid_mse"] < best:
                     best, bad = row["valid_mse"], 0
                     best_state = (self.U.copy(), self.V.copy(), copy.deepcopy(self.cnn.state_dict()))

@@ -22,8 +22,13 @@ vectors: tag vectors ``t_g`` and the loss ``lambda * C_R + (1 - lambda) * C_T`` 
 same confidence-weighted squared loss on the item-tag matrix. Pass ``tags`` and ``tag_weight``
 (the paper's ``lambda``) to fit it.
 
-Explicit ratings (MT's Table 2 baseline) use :meth:`CTR.fit_ratings`: squared loss on observed
-ratings only (``a = 1``, ``b = 0``) around the global mean, the same ``theta`` prior on items.
+``fit(train, valid)`` reads the kind of ``train`` (:mod:`xrec_core.data.feedback`): an
+:class:`~xrec_core.data.feedback.Interactions` of likes fits implicit feedback as above; a
+:class:`~xrec_core.data.feedback.Ratings` of explicit ratings (MT's Table 2 baseline) fits squared
+loss on observed ratings only (``a = 1``, ``b = 0``) around the global mean, with the same ``theta``
+prior on items. Both take the items' bag of words from ``train.item_bow`` (unless ``theta`` is
+given). CTR runs ``max_iter`` ALS sweeps and does not early-stop: ``valid`` is not read (its
+precisions are tuned on it by the chapter's study).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import LatentDirichletAllocation
+from ..data.feedback import Interactions, Ratings
 from ..progress import tqdm
 from ..search_space import LogFloat
 from .registry import RANKING, register
@@ -123,14 +129,29 @@ class CTR:
         self.theta = theta
         self.progress = progress
 
+    def fit(self, train: Interactions | Ratings, valid: Interactions | Ratings | None = None) -> "CTR":
+        """Fit implicit likes (:class:`Interactions`) or explicit ratings (:class:`Ratings`); ``valid`` is not read."""
+        if isinstance(train, Ratings):
+            return self._fit_ratings(train)
+        if not isinstance(train, Interactions):
+            raise TypeError(f"CTR fits on Interactions or Ratings, got {type(train).__name__}")
+        return self._fit_likes(train)
+
+    def _topics(self, bow: sp.spmatrix | None) -> np.ndarray:
+        if self.theta is not None:
+            return self.theta
+        if bow is None:
+            raise ValueError("CTR needs the items' bag of words (train.item_bow) or fixed topics (theta)")
+        return lda_topics(bow, self.k, self.lda_iter, self.seed)
+
     # ------------------------------------------------------------------ implicit feedback
-    def fit(self, interactions: sp.spmatrix, bow: sp.spmatrix) -> "CTR":
+    def _fit_likes(self, train: Interactions) -> "CTR":
         """Fit on a binary (n_users, n_items) like matrix and the items' (n_items, n_words) bag of words."""
-        R = sp.csr_matrix(interactions, dtype=float)
+        R = sp.csr_matrix(train.likes, dtype=float)
         R.data[:] = 1.0
         Rt = R.T.tocsr()
         n_users, n_items = R.shape
-        theta = self.theta if self.theta is not None else lda_topics(bow, self.k, self.lda_iter, self.seed)
+        theta = self._topics(train.item_bow)
         if theta.shape != (n_items, self.k):
             raise ValueError(f"theta has shape {theta.shape}, expected ({n_items}, {self.k})")
         rng = np.random.default_rng(self.seed)
@@ -166,8 +187,13 @@ class CTR:
             V[np.asarray(cold_items)] = self.theta_[np.asarray(cold_items)]
         return V
 
-    def score(self, user_ids: np.ndarray, cold_items: np.ndarray | None = None) -> np.ndarray:
-        return self.U_[np.asarray(user_ids)] @ self.item_vectors(cold_items).T
+    def score(self, users: np.ndarray, items: np.ndarray | None = None, cold_items: np.ndarray | None = None) -> np.ndarray:
+        """Scores (len(users), n_items), or of the candidate ``items`` (len(users), C) per user."""
+        V = self.item_vectors(cold_items)
+        U = self.U_[np.asarray(users)]
+        if items is None:
+            return U @ V.T
+        return np.einsum("uk,uck->uc", U, V[np.asarray(items)])
 
     def score_tags(self, item_ids: np.ndarray, cold_items: np.ndarray | None = None) -> np.ndarray:
         """CTR-MTL tag scores (len(item_ids), n_tags)."""
@@ -176,15 +202,14 @@ class CTR:
         return self.item_vectors(cold_items)[np.asarray(item_ids)] @ self.T_.T
 
     # ------------------------------------------------------------------ explicit ratings
-    def fit_ratings(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, bow: sp.spmatrix,
-                    n_users: int, n_items: int) -> "CTR":
+    def _fit_ratings(self, train: Ratings) -> "CTR":
         """Fit explicit ratings: squared loss on observed pairs (``a = 1``, ``b = 0``) around the mean."""
-        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, dtype=float)
+        users, items, ratings, n_users, n_items = train.users, train.items, train.ratings, train.n_users, train.n_items
         self.mu_ = float(ratings.mean())
         resid = ratings - self.mu_
         R = sp.csr_matrix((resid, (users, items)), shape=(n_users, n_items))
         Rt = R.T.tocsr()
-        theta = self.theta if self.theta is not None else lda_topics(bow, self.k, self.lda_iter, self.seed)
+        theta = self._topics(train.item_bow)
         V = theta.copy()
         U = np.random.default_rng(self.seed).normal(0, 0.01, (n_users, self.k))
         eye = np.eye(self.k)

@@ -9,6 +9,9 @@ with topic-word distributions ``phi_k = softmax(psi_k)``. The objective (their E
 The original alternates gradient steps with Gibbs-sampled topic assignments; we maximize the
 same objective with the topic assignments marginalized out (the exact mixture likelihood) by
 full-batch Adam in torch. That keeps it deterministic and CPU-fast on review sets of this size.
+``fit(train, valid)`` takes :class:`~xrec_core.data.feedback.Ratings` with the items' bag of words
+in ``train.item_bow``; with ``valid`` it stops after ``patience`` steps without a lower validation
+MSE and keeps the best step's parameters (McAuley & Leskovec select on a validation set too).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from ..data.feedback import Ratings
 from ..progress import tqdm
 from ..search_space import Int, LogFloat
 from .registry import RATING, register
@@ -38,21 +43,26 @@ class HFT:
         Full-batch Adam steps.
     lr : float
         Adam learning rate.
+    patience : int
+        Steps without a lower validation MSE before stopping (only with ``valid``).
+    seed : int
+    progress : bool
+        Show a progress bar over steps.
     """
 
     def __init__(self, k: int = 10, lambda_text: float = 0.1, reg: float = 0.01, epochs: int = 300, lr: float = 0.05,
-                 seed: int = 0, progress: bool = False) -> None:
+                 patience: int = 10, seed: int = 0, progress: bool = False) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
         self.k, self.lambda_text, self.reg, self.epochs, self.lr, self.seed, self.progress = k, lambda_text, reg, epochs, lr, seed, progress
+        self.patience = patience
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, item_docs_bow: sp.spmatrix,
-            n_users: int | None = None, n_items: int | None = None) -> "HFT":
-        users, items = np.asarray(users), np.asarray(items)
-        ratings = np.asarray(ratings, dtype=np.float64)
-        n_users = int(n_users or users.max() + 1)
-        n_items = int(n_items or items.max() + 1)
-        bow = sp.coo_matrix(item_docs_bow)
-        if bow.shape[0] != n_items:
-            raise ValueError(f"item_docs_bow has {bow.shape[0]} rows, expected n_items={n_items}")
+    def fit(self, train: Ratings, valid: Ratings | None = None) -> "HFT":
+        """Fit on ``train`` (with ``train.item_bow``); with ``valid``, early-stop on its MSE (``valid_history_``)."""
+        if train.item_bow is None:
+            raise ValueError("HFT needs the items' bag of words in train.item_bow")
+        users, items, ratings, n_users, n_items = train.users, train.items, train.ratings, train.n_users, train.n_items
+        bow = sp.coo_matrix(train.item_bow)
         g = torch.Generator().manual_seed(self.seed)
         f64 = torch.float64
         self.mu_ = float(ratings.mean())
@@ -67,8 +77,17 @@ class HFT:
         rows, cols = torch.as_tensor(bow.row.astype(np.int64)), torch.as_tensor(bow.col.astype(np.int64))
         counts = torch.as_tensor(bow.data.astype(np.float64))
         n_words = max(float(counts.sum()), 1.0)
-        opt = torch.optim.Adam([gu, gi, bu, bi, psi, kappa], lr=self.lr)
+        params = [gu, gi, bu, bi, psi, kappa]
+        opt = torch.optim.Adam(params, lr=self.lr)
         self.history_: list[tuple[float, float]] = []
+        self.valid_history_: list[float] = []
+        best, best_state, bad = np.inf, None, 0
+        if valid is not None:
+            known = (valid.users < n_users) & (valid.items < n_items)
+            if not known.all():
+                raise ValueError("valid holds user/item ids beyond train's n_users/n_items")
+            vu, vi = torch.as_tensor(valid.users), torch.as_tensor(valid.items)
+            vr = torch.as_tensor(valid.ratings - self.mu_)
         for _ in tqdm(range(self.epochs), desc="HFT", disable=not self.progress):
             pred = bu[u_t] + bi[i_t] + (gu[u_t] * gi[i_t]).sum(-1)
             mse = torch.mean((pred - r_t) ** 2)
@@ -79,9 +98,23 @@ class HFT:
             loss.backward()
             opt.step()
             self.history_.append((float(mse.detach()), float(loglik.detach())))
+            if valid is None:
+                continue
+            with torch.no_grad():
+                pred = bu[vu] + bi[vi] + (gu[vu] * gi[vi]).sum(-1)
+                self.valid_history_.append(float(torch.mean((pred - vr) ** 2)))
+            if self.valid_history_[-1] < best:
+                best, bad = self.valid_history_[-1], 0
+                best_state = [p.detach().clone() for p in params]
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            gu, gi, bu, bi, psi, kappa = best_state
         self.gu_, self.gi_ = gu.detach().numpy(), gi.detach().numpy()
         self.bu_, self.bi_ = bu.detach().numpy(), bi.detach().numpy()
-        self.kappa_, self.phi_ = float(kappa), torch.softmax(psi.detach(), dim=1).numpy()
+        self.kappa_, self.phi_ = float(kappa.detach()), torch.softmax(psi.detach(), dim=1).numpy()
         return self
 
     @staticmethod

@@ -1,36 +1,48 @@
 """Simple top-k ranking baselines: MostPop and BPR-MF.
 
-Interface (cornac-like)::
+Interface (the registry's :class:`~xrec_core.models.registry.Ranker`)::
 
-    model = BPR(k=50).fit(interactions)      # scipy.sparse CSR, users x items, binary
+    model = BPR(k=50).fit(Interactions(likes), Interactions(valid_likes))   # xrec_core.data.feedback
     model.score(np.array([0, 1]))           # -> (2, n_items) scores
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..data.feedback import Interactions
 from ..metrics.ranking import mean_over_users, recall_at_k, topk_items
-from ._tuning import Tuned, expand_grid
 from ..search_space import Int, LogFloat
 from .registry import RANKING, register
+
+
+def validation_recall(model: Any, train: Interactions, users: np.ndarray, relevant: list[np.ndarray], k: int) -> float:
+    """Mean Recall@``k`` of ``model.score`` over ``users`` against their held-out ``relevant`` items.
+
+    Each user's training likes are excluded from the ranking (the early-stopping value of the rankers).
+    """
+    chunk = 1024  # users scored at once against every item
+    top = np.concatenate([topk_items(model.score(users[s:s + chunk]), k, exclude=train.likes[users[s:s + chunk]])
+                          for s in range(0, len(users), chunk)])
+    return mean_over_users(recall_at_k(top, relevant, k))
 
 
 @register("MostPop", role=RANKING, search_space={},
           source="item popularity")
 class MostPop:
-    """Score every item by its number of training interactions (the same list for every user)."""
+    """Score every item by its number of training interactions (the same list for every user; ``valid`` is not read)."""
 
-    def fit(self, interactions: sp.spmatrix) -> "MostPop":
-        self.popularity_ = np.asarray(sp.csr_matrix(interactions).sum(axis=0)).ravel().astype(float)
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> "MostPop":
+        self.popularity_ = np.asarray(train.likes.sum(axis=0)).ravel().astype(float)
         return self
 
-    def score(self, user_ids: np.ndarray) -> np.ndarray:
-        return np.tile(self.popularity_, (len(user_ids), 1))
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores (len(users), n_items), or of the candidate ``items`` (len(users), C) per user."""
+        if items is not None:
+            return self.popularity_[np.asarray(items)]
+        return np.tile(self.popularity_, (len(users), 1))
 
 
 @register("BPR", role=RANKING, search_space={"k": Int(8, 128, log=True), "lr": LogFloat(1e-3, 0.2), "reg": LogFloat(1e-5, 1e-1)},
@@ -43,7 +55,9 @@ class BPR:
     One epoch samples as many triples as there are training interactions. Each mini-batch's
     gradients are computed from the factors at the batch's start and summed into the rows they
     touch (duplicates accumulate); the loop runs compiled (numba, :mod:`._bpr_kernel`), with the
-    samples drawn by numpy up front, so a fit is deterministic for ``seed``.
+    samples drawn by numpy up front, so a fit is deterministic for ``seed``. With a validation split
+    (held-out likes of the same users) training stops after ``patience`` epochs without a higher
+    validation Recall@``eval_k`` (training likes excluded from the ranking) and keeps the best factors.
 
     Parameters
     ----------
@@ -57,21 +71,34 @@ class BPR:
         Passes over the number of training interactions.
     batch_size : int
         Triples per update.
+    patience : int
+        Epochs without a higher validation recall before stopping (only with ``valid``).
+    eval_k : int
+        Cut-off of the validation recall.
+    seed : int
     """
 
     def __init__(self, k: int = 50, lr: float = 0.05, reg: float = 1e-3, epochs: int = 50, batch_size: int = 256,
-                 seed: int = 0) -> None:
+                 patience: int = 5, eval_k: int = 50, seed: int = 0) -> None:
+        if patience < 1 or eval_k < 1:
+            raise ValueError(f"patience and eval_k must be >= 1, got {patience}, {eval_k}")
         self.k, self.lr, self.reg, self.epochs, self.batch_size, self.seed = k, lr, reg, epochs, batch_size, seed
+        self.patience, self.eval_k = patience, eval_k
 
     def get_params(self) -> dict[str, Any]:
         return {"k": self.k, "lr": self.lr, "reg": self.reg, "epochs": self.epochs, "batch_size": self.batch_size,
-                "seed": self.seed}
+                "patience": self.patience, "eval_k": self.eval_k, "seed": self.seed}
 
-    def fit(self, interactions: sp.spmatrix) -> "BPR":
-        """Train on a binary ``(n_users, n_items)`` interaction matrix (any nonzero counts as a like)."""
+    def fit(self, train: Interactions, valid: Interactions | None = None) -> "BPR":
+        """Train on the training likes; with ``valid`` (held-out likes), early-stop on its recall.
+
+        ``valid_history_`` holds the validation Recall@``eval_k`` of each epoch.
+        """
         from . import _bpr_kernel as kern
 
-        X = sp.csr_matrix(interactions)
+        if valid is not None and valid.likes.shape != train.likes.shape:
+            raise ValueError(f"valid likes have shape {valid.likes.shape}, expected {train.likes.shape}")
+        X = train.likes
         n_users, n_items = X.shape
         rng = np.random.default_rng(self.seed)
         P = rng.normal(0, 0.1, (n_users, self.k))  # (n_users, K)
@@ -96,6 +123,12 @@ class BPR:
         else:
             def liked(order: np.ndarray, negs: np.ndarray, which: np.ndarray) -> np.ndarray:
                 return kern.is_liked(indptr, indices, users, order, negs, which)
+        valid_users = np.flatnonzero(np.diff(valid.likes.indptr)) if valid is not None else np.zeros(0, np.int64)
+        rows = valid.relevant() if valid is not None else []
+        valid_relevant = [rows[u] for u in valid_users]
+        self.valid_history_: list[float] = []
+        best, best_state, bad = -np.inf, None, 0
+        self.P_, self.Q_, self.b_ = P, Q, b  # updated in place by every epoch
         for _ in range(self.epochs):
             order = rng.permutation(n)  # (n,) visiting order of the positives
             negs = rng.integers(0, n_items, size=n)  # (n,)
@@ -108,33 +141,23 @@ class BPR:
                     break
                 negs[bad_at] = rng.integers(0, n_items, size=len(bad_at))
             kern.bpr_epoch(P, Q, b, users, pos, order, negs, float(self.lr), float(self.reg), int(self.batch_size))
-        self.P_, self.Q_, self.b_ = P, Q, b
+            if not len(valid_users):
+                continue
+            self.valid_history_.append(validation_recall(self, train, valid_users, valid_relevant, self.eval_k))
+            if self.valid_history_[-1] > best:
+                best, best_state, bad = self.valid_history_[-1], (P.copy(), Q.copy(), b.copy()), 0
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            self.P_, self.Q_, self.b_ = best_state
         return self
 
-    def score(self, user_ids: np.ndarray) -> np.ndarray:
-        return self.b_[None, :] + self.P_[np.asarray(user_ids)] @ self.Q_.T
-
-
-DEFAULT_BPR_GRID = {"k": [32, 64], "lr": [0.05], "reg": [1e-4, 1e-2], "epochs": [30]}
-
-
-def tune_bpr(train: sp.spmatrix, valid_relevant: Sequence[np.ndarray],
-             grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None = None, k_eval: int = 50,
-             seed: int = 0) -> Tuned:
-    """Pick :class:`BPR` settings by validation Recall@``k_eval``; returns ``Tuned(model, params, history)``.
-
-    ``valid_relevant[u]`` holds user ``u``'s held-out validation items (empty for users without any).
-    """
-    train = sp.csr_matrix(train)
-    users = np.array([u for u, r in enumerate(valid_relevant) if len(r)])
-    rel = [valid_relevant[u] for u in users]
-    history, best = [], None
-    for params in expand_grid(grid or DEFAULT_BPR_GRID):
-        params = {**{"seed": seed}, **params}
-        model = BPR(**params).fit(train)
-        top = topk_items(model.score(users), k_eval, exclude=train[users])
-        score = mean_over_users(recall_at_k(top, rel, k_eval))
-        history.append((params, score))
-        if best is None or score > best[2]:
-            best = (model, params, score)
-    return Tuned(best[0], best[1], history)
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Scores (len(users), n_items), or of the candidate ``items`` (len(users), C) per user."""
+        users = np.asarray(users)
+        if items is None:
+            return self.b_[None, :] + self.P_[users] @ self.Q_.T
+        items = np.asarray(items)
+        return self.b_[items] + np.einsum("uk,uck->uc", self.P_[users], self.Q_[items])

@@ -1,9 +1,11 @@
 """Simple rating-prediction baselines: global mean, user + item biases, biased MF and PMF.
 
-All fit by alternating least squares with closed-form, vectorized updates (no learning rate to
-tune, deterministic given the seed). Interface (cornac-like)::
+The bias models and biased MF fit by alternating least squares with closed-form, vectorized updates
+(no learning rate to tune, deterministic given the seed); PMF by full-batch gradient steps, early
+stopped on the validation split. Interface (the registry's :class:`~xrec_core.models.registry.RatingPredictor`)::
 
-    model = BiasedMF(k=10).fit(users, items, ratings, n_users=n_u, n_items=n_i)
+    train = Ratings(users, items, ratings, n_users, n_items)   # xrec_core.data.feedback
+    model = BiasedMF(k=10).fit(train, valid)
     model.predict(users, items)  # -> np.ndarray
 
 Unknown users/items (ids beyond the training range) fall back to the biases / global mean.
@@ -11,13 +13,12 @@ Unknown users/items (ids beyond the training range) fall back to the biases / gl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..data.feedback import Ratings
 from ._als import DegreeGroups, gram_and_rhs
-from ._tuning import Tuned, expand_grid
 from ..search_space import Int, LogFloat
 from .registry import RATING, register
 
@@ -25,11 +26,10 @@ from .registry import RATING, register
 @register("GlobalMean", role=RATING, search_space={},
           source="training mean")
 class GlobalMean:
-    """Predict the mean training rating for every pair."""
+    """Predict the mean training rating for every pair (``valid`` is not read)."""
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int | None = None,
-            n_items: int | None = None) -> "GlobalMean":
-        self.mu_ = float(np.mean(ratings))
+    def fit(self, train: Ratings, valid: Ratings | None = None) -> "GlobalMean":
+        self.mu_ = float(np.mean(train.ratings))
         return self
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -42,18 +42,16 @@ class UserItemBias:
     """``r_ui = mu + b_u + b_i`` with L2-regularized biases, fit by alternating closed-form updates.
 
     Each update is the exact minimizer of ``sum (r - mu - b_u - b_i)^2 + reg (|b_u|^2 + |b_i|^2)``
-    in one block, so the objective decreases monotonically (Koren 2008, Sec. 2.1).
+    in one block, so the objective decreases monotonically (Koren 2008, Sec. 2.1). A fixed number of
+    sweeps, no early stopping: ``valid`` is not read (``reg`` is tuned on it by the chapter's study).
     """
 
     def __init__(self, reg: float = 5.0, n_iter: int = 20) -> None:
         self.reg = reg
         self.n_iter = n_iter
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int | None = None,
-            n_items: int | None = None) -> "UserItemBias":
-        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, dtype=float)
-        n_users = int(n_users or users.max() + 1)
-        n_items = int(n_items or items.max() + 1)
+    def fit(self, train: Ratings, valid: Ratings | None = None) -> "UserItemBias":
+        users, items, ratings, n_users, n_items = train.users, train.items, train.ratings, train.n_users, train.n_items
         self.mu_ = float(ratings.mean())
         self.bu_, self.bi_ = np.zeros(n_users), np.zeros(n_items)
         cnt_u = np.bincount(users, minlength=n_users)
@@ -92,7 +90,8 @@ class BiasedMF:
 
     Fit by alternating least squares: with items fixed, each user's ``[p_u, b_u]`` is a ridge
     regression on features ``[q_i, 1]`` with targets ``r - mu - b_i`` (and symmetrically), solved in
-    closed form for all users at once.
+    closed form for all users at once. A fixed number of sweeps, no early stopping: ``valid`` is not
+    read (``k`` and ``reg`` are tuned on it by the chapter's study).
 
     Parameters
     ----------
@@ -112,11 +111,8 @@ class BiasedMF:
     def get_params(self) -> dict[str, Any]:
         return {"k": self.k, "reg": self.reg, "n_iter": self.n_iter, "init_std": self.init_std, "seed": self.seed}
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int | None = None,
-            n_items: int | None = None) -> "BiasedMF":
-        users, items, ratings = np.asarray(users), np.asarray(items), np.asarray(ratings, dtype=float)
-        n_users = int(n_users or users.max() + 1)
-        n_items = int(n_items or items.max() + 1)
+    def fit(self, train: Ratings, valid: Ratings | None = None) -> "BiasedMF":
+        users, items, ratings, n_users, n_items = train.users, train.items, train.ratings, train.n_users, train.n_items
         rng = np.random.default_rng(self.seed)
         self.mu_ = float(ratings.mean())
         P = rng.normal(0, self.init_std, (n_users, self.k))
@@ -150,13 +146,33 @@ class PMF:
     in the rating range; Gaussian priors on ``P`` and ``Q`` give the penalties
     ``lambda_u / 2 ||P||^2`` and ``lambda_v / 2 ||Q||^2`` (defaults: the paper's PMF1,
     ``lambda_u = 0.01``, ``lambda_v = 0.001``). The MAP estimate is found by gradient descent on the
-    summed squared error (full-batch RMSprop, see :meth:`fit`).
+    summed squared error (full-batch RMSprop, see :meth:`fit`). With a validation split, training
+    stops after ``patience`` steps without a lower validation MSE and keeps the best factors
+    (Salakhutdinov & Mnih also select on a validation set).
+
+    Parameters
+    ----------
+    k : int
+        Latent dimension.
+    lambda_u, lambda_v : float
+        Prior precisions (penalties) of the user and item factors.
+    n_iter : int
+        Cap on full-batch steps.
+    lr, decay : float
+        RMSprop step size and decay of its running squared gradient.
+    init_std : float
+        Standard deviation of the random factor initialization.
+    patience : int
+        Steps without a lower validation MSE before stopping (only with ``valid``).
+    seed : int
     """
 
     def __init__(self, k: int = 10, lambda_u: float = 0.01, lambda_v: float = 0.001, n_iter: int = 100,
-                 lr: float = 0.01, decay: float = 0.9, init_std: float = 0.01, seed: int = 0) -> None:
+                 lr: float = 0.01, decay: float = 0.9, init_std: float = 0.01, patience: int = 10, seed: int = 0) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}")
         self.k, self.lambda_u, self.lambda_v, self.n_iter = k, lambda_u, lambda_v, n_iter
-        self.lr, self.decay, self.init_std, self.seed = lr, decay, init_std, seed
+        self.lr, self.decay, self.init_std, self.patience, self.seed = lr, decay, init_std, patience, seed
 
     def objective(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> float:
         """The MAP objective (summed squared error on the [0, 1] scale plus the prior penalties)."""
@@ -175,12 +191,9 @@ class PMF:
         A = sp.csr_matrix((dz, (users, items)), shape=(len(self.P_), len(self.Q_)))  # duplicates are summed
         return A @ self.Q_ + self.lambda_u * self.P_, A.T @ self.P_ + self.lambda_v * self.Q_
 
-    def fit(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int | None = None,
-            n_items: int | None = None) -> "PMF":
-        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
-        ratings = np.asarray(ratings, dtype=float)
-        n_users = int(n_users or users.max() + 1)
-        n_items = int(n_items or items.max() + 1)
+    def fit(self, train: Ratings, valid: Ratings | None = None) -> "PMF":
+        """Fit on ``train``; with ``valid``, early-stop on its MSE (``valid_history_`` holds it per step)."""
+        users, items, ratings, n_users, n_items = train.users, train.items, train.ratings, train.n_users, train.n_items
         rng = np.random.default_rng(self.seed)
         self.mu_ = float(ratings.mean())  # only for unknown ids
         self.r_min_ = float(ratings.min())
@@ -192,6 +205,8 @@ class PMF:
         # step size tuned per dataset; cornac uses RMSprop per rating, we use it per vectorized batch).
         sq_p, sq_q = np.zeros_like(self.P_), np.zeros_like(self.Q_)
         self.history_: list[float] = []
+        self.valid_history_: list[float] = []
+        best, best_state, bad = np.inf, None, 0
         for _ in range(self.n_iter):
             grad_p, grad_q = self.gradients(users, items, ratings)
             sq_p = self.decay * sq_p + (1 - self.decay) * grad_p ** 2
@@ -199,6 +214,17 @@ class PMF:
             self.P_ -= self.lr * grad_p / (np.sqrt(sq_p) + 1e-8)
             self.Q_ -= self.lr * grad_q / (np.sqrt(sq_q) + 1e-8)
             self.history_.append(self.objective(users, items, ratings))
+            if valid is None:
+                continue
+            self.valid_history_.append(valid.mse(self.predict(valid.users, valid.items)))
+            if self.valid_history_[-1] < best:
+                best, best_state, bad = self.valid_history_[-1], (self.P_.copy(), self.Q_.copy()), 0
+            else:
+                bad += 1
+                if bad >= self.patience:
+                    break
+        if best_state is not None:
+            self.P_, self.Q_ = best_state
         return self
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -211,29 +237,3 @@ class PMF:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # numerically stable logistic
-
-
-DEFAULT_MF_GRID = {"k": [5, 10, 20], "reg": [1.0, 5.0, 15.0, 40.0]}
-
-
-def tune_biased_mf(train: Sequence[np.ndarray], valid: Sequence[np.ndarray],
-                   grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None = None, seed: int = 0,
-                   n_users: int | None = None, n_items: int | None = None) -> Tuned:
-    """Pick :class:`BiasedMF` settings by validation MSE; returns ``Tuned(model, params, history)``.
-
-    ``train`` and ``valid`` are ``(users, items, ratings)`` triples; the returned model is the
-    best setting fitted on ``train`` (refit on train + valid yourself if the protocol wants it).
-    """
-    tu, ti, tr = (np.asarray(a) for a in train)
-    vu, vi, vr = (np.asarray(a) for a in valid)
-    n_users = int(n_users or max(tu.max(), vu.max()) + 1)
-    n_items = int(n_items or max(ti.max(), vi.max()) + 1)
-    history, best = [], None
-    for params in expand_grid(grid or DEFAULT_MF_GRID):
-        params = {**params, "seed": seed}
-        model = BiasedMF(**params).fit(tu, ti, tr, n_users=n_users, n_items=n_items)
-        score = float(np.mean((model.predict(vu, vi) - vr) ** 2))
-        history.append((params, score))
-        if best is None or score < best[2]:
-            best = (model, params, score)
-    return Tuned(best[0], best[1], history)

@@ -8,8 +8,9 @@ training data, used for early stopping and tuning; never the test fold):
   or ``None`` for every item),
 * :class:`ExplanationGenerator` -- ``generate(users, items) -> list[str]``.
 
-What ``train`` and ``valid`` hold is the chapter's data object (rating triples, an implicit
-interaction matrix, review texts); a model documents what it reads. A model is registered once,
+What ``train`` and ``valid`` hold is the chapter's data object (review sets, review tensors); the
+shared baselines read :class:`~xrec_core.data.feedback.Ratings` (triples with optional item text)
+or :class:`~xrec_core.data.feedback.Interactions` (a like matrix). A model documents what it reads. A model is registered once,
 under the name the papers' tables use, with its role, the search space its tuning study explores
 (:mod:`xrec_core.tuning`) and the paper it comes from::
 

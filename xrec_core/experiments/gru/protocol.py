@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ...data.feedback import Interactions
 from ...metrics.ranking import recall_at_k, recall_curve
 from ...models.gru import TextRecData, TextRecommender, pretrain_cbow, reciprocal_hit_rank, topk_from_factors
 from ...models.registry import build
@@ -95,11 +96,14 @@ def fit_ctr(name: str, fold: Fold, data: GRUData, cfg: GRUConfig, theta: np.ndar
     if name == "CTR-MTL":
         tag_items = fold.known if fold.scenario == "cold" else np.ones(data.n_items, bool)
         params.update(tags=sp.diags(tag_items.astype(float)) @ data.tags, tag_weight=cfg.lam)
-    return build(name, **params).fit(fold.train, data.bow)
+    return build(name, **params).fit(Interactions(fold.train, item_bow=data.bow))
 
 
 def fit_bpr(fold: Fold, cfg: GRUConfig):
-    return build("BPR", k=cfg.bpr_k, lr=cfg.bpr_lr, reg=cfg.bpr_reg, epochs=cfg.bpr_epochs, seed=cfg.seed + fold.index).fit(fold.train)
+    """BPR on the fold's training likes, early-stopped on its validation Recall@50 (``bpr_epochs`` the cap)."""
+    held_out = Interactions.from_lists(fold.valid.users, fold.valid.relevant, *fold.train.shape)
+    return build("BPR", k=cfg.bpr_k, lr=cfg.bpr_lr, reg=cfg.bpr_reg, epochs=cfg.bpr_epochs, patience=cfg.patience,
+                 eval_k=50, seed=cfg.seed + fold.index).fit(Interactions(fold.train), held_out)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -207,7 +211,7 @@ def run_ctr(name: str, fold: Fold, data: GRUData, cfg: GRUConfig) -> dict[str, A
 def run_baseline(name: str, fold: Fold, data: GRUData, cfg: GRUConfig) -> dict[str, Any]:
     """MostPop or BPR (issue 9) on a warm-start fold."""
     t0 = time.perf_counter()
-    model = build("MostPop").fit(fold.train) if name == "MostPop" else fit_bpr(fold, cfg)
+    model = build("MostPop").fit(Interactions(fold.train)) if name == "MostPop" else fit_bpr(fold, cfg)
     top = _topk_scores(model.score, fold.test_users, fold.exclude[fold.test_users], M_MAX)
     out = evaluate_topk(top, fold)
     out.update(fit_s=time.perf_counter() - t0)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ...health import generator_diversity
+from ...data.feedback import Ratings
 from ...metrics.language import tfidf_cosine
 from ...metrics.rating import mse
 from ...models.registry import build
@@ -44,6 +45,12 @@ def unit_config(cfg: MTConfig) -> dict[str, Any]:
 def _ratings(fold: FoldData, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     t = fold.tensors
     return t.users[rows], t.items[rows], t.ratings[rows]
+
+
+def _feedback(fold: FoldData, rows: np.ndarray, **side: Any) -> Ratings:
+    """The ratings of ``rows`` as the shared baselines' container (``side``: item_bow, item_docs)."""
+    t = fold.tensors
+    return Ratings(*_ratings(fold, rows), t.n_users, t.n_items, **side)
 
 
 def _test_mse(fold: FoldData, model: Any) -> float:
@@ -162,26 +169,26 @@ def run_ablation_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str
 # ---------------------------------------------------------------------------------- rating baselines
 def run_simple_baselines_fold(cfg: MTConfig, fold: FoldData) -> dict[str, Any]:
     """Test MSE of the issue-9 simple baselines (the global mean is the rating models' health floor);
-    biased MF is tuned on the fold's validation split."""
-    from ...models.rating_baselines import tune_biased_mf
-
-    fit, test = _ratings(fold, fold.fit_rows), _ratings(fold, fold.test)
-    kw = dict(n_users=fold.tensors.n_users, n_items=fold.tensors.n_items)
-    out = {"Global mean": mse(test[2], build("GlobalMean").fit(*fit, **kw).predict(*test[:2])),
-           "User+item bias": mse(test[2], build("UserItemBias").fit(*fit, **kw).predict(*test[:2]))}
-    tuned = tune_biased_mf(train=fit, valid=_ratings(fold, fold.valid), seed=cfg.seed + fold.k, **kw)
-    out["Biased MF (tuned)"] = mse(test[2], tuned.model.predict(*test[:2]))
+    biased MF with its study's best parameters (:func:`tuned_params`), else the config's."""
+    fit, valid, test = _feedback(fold, fold.fit_rows), _feedback(fold, fold.valid), _ratings(fold, fold.test)
+    out = {"Global mean": mse(test[2], build("GlobalMean").fit(fit, valid).predict(*test[:2])),
+           "User+item bias": mse(test[2], build("UserItemBias").fit(fit, valid).predict(*test[:2]))}
+    mf = build("BiasedMF", **{**rating_params(cfg, fold, "BiasedMF"), **tuned_params(cfg, "BiasedMF")}).fit(fit, valid)
+    out["Biased MF (tuned)"] = mse(test[2], mf.predict(*test[:2]))
     return {"MSE": out}
 
 
 def rating_params(cfg: MTConfig, fold: FoldData, name: str) -> dict[str, Any]:
     """Constructor arguments of the Table-2 baseline ``name``, from the config."""
     seed = cfg.seed + fold.k
+    if name == "BiasedMF":
+        return dict(k=cfg.mf_k, reg=cfg.mf_reg, seed=seed)
     if name == "PMF":
         return dict(k=cfg.pmf_k, lambda_u=cfg.pmf_lambda, lambda_v=cfg.pmf_lambda, n_iter=cfg.pmf_n_iter,
-                    lr=cfg.pmf_lr, seed=seed)
+                    lr=cfg.pmf_lr, patience=cfg.step_patience, seed=seed)
     if name == "HFT":
-        return dict(k=cfg.topic_k, reg=cfg.hft_reg, lambda_text=cfg.hft_lambda_text, epochs=cfg.hft_epochs, seed=seed)
+        return dict(k=cfg.topic_k, reg=cfg.hft_reg, lambda_text=cfg.hft_lambda_text, epochs=cfg.hft_epochs,
+                    patience=cfg.step_patience, seed=seed)
     if name == "CTR":
         return dict(k=cfg.topic_k, lambda_u=cfg.ctr_lambda_u, lambda_v=cfg.ctr_lambda_v, seed=seed)
     if name == "ConvMF+":
@@ -198,8 +205,8 @@ def fit_rating_baseline(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: s
     """One Table-2 baseline fitted on the fold's ``fit_rows`` with the config's values (``params``:
     tuned values that replace them).
 
-    ConvMF+ early-stops on the validation split (its class supports it). PMF, HFT and CTR cannot
-    (their classes are shared and fixed this round): they run with the config's tuned values.
+    PMF, HFT and ConvMF+ early-stop on the validation split; CTR runs its ALS sweeps (it does not
+    read ``valid``).
 
     Why these models used to lose to the global mean (Musical Instruments, MSE 0.80), and the fix:
     * PMF (logistic link, no biases): its prior shrinks every prediction toward ``g(0)``, the middle
@@ -217,20 +224,16 @@ def fit_rating_baseline(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: s
     """
     t = fold.tensors
     fit = fold.fit_rows
-    u, i, r = _ratings(fold, fit)
-    nu, ni = t.n_users, t.n_items
     kwargs = {**rating_params(cfg, fold, name), **(tuned_params(cfg, name) if params is None else params)}
     m = build(name, **kwargs)
-    if name == "PMF":
-        return m.fit(u, i, r, n_users=nu, n_items=ni)
-    if name == "HFT":
-        return m.fit(u, i, r, bag_of_words(fold, fit, t.items, ni), n_users=nu, n_items=ni)
-    if name == "CTR":
-        return m.fit_ratings(u, i, r, bag_of_words(fold, fit, t.items, ni), nu, ni)
-    # ConvMF reads the first ``max_len`` words of an item document; cutting the documents here
-    # keeps its word2vec pre-training on the same words (it sizes its table from them)
-    docs = [d[: m.max_len] for d in item_documents(fold, fit)]
-    return m.fit(u, i, r, docs, nu, ni, valid=_ratings(fold, fold.valid))
+    side: dict[str, Any] = {}
+    if name in ("HFT", "CTR"):
+        side["item_bow"] = bag_of_words(fold, fit, t.items, t.n_items)
+    if name == "ConvMF+":
+        # ConvMF reads the first ``max_len`` words of an item document; cutting the documents here
+        # keeps its word2vec pre-training on the same words (it sizes its table from them)
+        side["item_docs"] = [d[: m.max_len] for d in item_documents(fold, fit)]
+    return m.fit(_feedback(fold, fit, **side), _feedback(fold, fold.valid))
 
 
 def run_rating_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str) -> dict[str, Any]:
@@ -306,7 +309,7 @@ def run_text_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name
 # ---------------------------------------------------------------------------------- tuning
 #: models with a tuning study and their validation metric: MT and its ablations, the Table-2
 #: baselines (validation MSE) and the neural language models (validation perplexity)
-TUNED_MODELS = {**{m: "MSE" for m in ("MT", "MT-encoder", "MT-decoder", *RATING_BASELINES)},
+TUNED_MODELS = {**{m: "MSE" for m in ("MT", "MT-encoder", "MT-decoder", *RATING_BASELINES, "BiasedMF")},
                 **{m: "perplexity" for m in LM_BASELINES if m != "N-gram"}}
 
 

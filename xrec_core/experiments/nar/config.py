@@ -40,7 +40,8 @@ class NARConfig(ExperimentConfig):
     scoring). ``cf_lr`` (Adam's step on the CNR/CER perturbations; the paper is silent) is 0.005:
     with 0.05 the perturbations grew to the size of the normalized features themselves, and
     retraining on them cost CNR a quarter of its validation NDCG (0.87x MostPop on 600 Instrument
-    users; 0.98x with 0.005). ``bpr_*`` configure the BPR baseline (fixed values until the tuning study sets them).
+    users; 0.98x with 0.005). ``bpr_*`` configure the BPR baseline (fixed values until the tuning study sets them;
+    it early-stops on the held-out positive's Recall@``k`` over all items, ``bpr_epochs`` the cap).
     ``explain_users`` users (drawn by seed before training, among those with ground-truth
     features) keep their explanation vectors in the units for Figs. 4-5 and Table 9; Table 3 is
     computed over all users inside each unit.
@@ -97,7 +98,8 @@ def ranker_params(cfg: NARConfig, seed: int, device: str = "cpu", **tuned: Any) 
 
 def bpr_params(cfg: NARConfig, seed: int, **tuned: Any) -> dict[str, Any]:
     """Arguments of the registry's ``BPR`` from the config (and tuned values)."""
-    return {"k": cfg.bpr_k, "lr": cfg.bpr_lr, "reg": cfg.bpr_reg, "epochs": cfg.bpr_epochs, "seed": seed} | tuned
+    return {"k": cfg.bpr_k, "lr": cfg.bpr_lr, "reg": cfg.bpr_reg, "epochs": cfg.bpr_epochs, "patience": cfg.patience,
+            "eval_k": cfg.k, "seed": seed} | tuned
 
 
 def reduction_notes(cfg: NARConfig) -> list[str]:

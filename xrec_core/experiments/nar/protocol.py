@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ...data.feedback import Interactions
 from ...metrics import ranking as R
 from ...records import RunRecorder
 from ..common import unit_store, units_dir
@@ -99,8 +100,9 @@ def fit_learned(name: str, train: Any, valid: Any, cfg: NARConfig, seed: int, pa
     from ...models.nar.models import RANKERS
     from ...models.registry import build
 
-    if name == "BPR (tuned)":
-        return build("BPR", **bpr_params(cfg, seed, **(params or {}))).fit(train.interactions)
+    if name == "BPR (tuned)":  # early-stopped on the held-out positives (column 0 of the validation pools)
+        held_out = Interactions.from_lists(valid.users, valid.pools[:, :1], *train.interactions.shape)
+        return build("BPR", **bpr_params(cfg, seed, **(params or {}))).fit(Interactions(train.interactions), held_out)
     return RANKERS[name](**ranker_params(cfg, seed, _device(cfg), **(params or {}))).fit(train, valid, on_epoch=on_epoch)
 
 
@@ -116,7 +118,7 @@ def run_model(name: str, data: NARData, cfg: NARConfig, seed: int, params: dict[
     out: dict[str, Any] = {"params": dict(params or {})}
     train, valid = validation_split(data, cfg, seed)
     if name == "MostPop":
-        scores = build("MostPop").fit(data.train).popularity_[pools]
+        scores = build("MostPop").fit(Interactions(data.train)).score(data.test_users, pools)
     elif name == "BPR (tuned)":
         model = fit_learned(name, train, valid, cfg, seed, params)
         scores = np.take_along_axis(model.score(data.test_users), pools, axis=1)

@@ -70,9 +70,9 @@ class SemaxConfig(ExperimentConfig):
     batch_size: int = 64
     max_epochs: int = 100
     patience: int = 5
-    # simple baselines: biased MF grid
-    mf_factors_grid: tuple[int, ...] = (5, 10, 20, 50)
-    mf_reg_grid: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0)
+    # simple baselines: biased MF without a tuning study (`xrec tune semax` tunes k and reg)
+    mf_k: int = 10
+    mf_reg: float = 10.0
     # Figures 4-5: bins of the number of training ratings of users/items (left edges)
     count_bins: tuple[int, ...] = (0, 1, 3, 6, 11, 21, 51)
     tune_trials: int = 20
@@ -81,8 +81,8 @@ class SemaxConfig(ExperimentConfig):
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(max_reviews=1500, max_review_len=20, max_history=4, n_seeds=2, dim=8, cnn_emb_dim=8,
                       cnn_filters=8, cnn_latent=8, fm_k=4, ncf_factors=4, ncf_layers=(16, 8, 4), batch_size=128,
-                      max_epochs=3, patience=1, beta_grid=(0.2, 0.4, 0.8), beta_seeds=2, mf_factors_grid=(5,),
-                      mf_reg_grid=(10.0,), count_bins=(0, 1, 3, 6), transnets_rating_loss="mse", tune_trials=2),
+                      max_epochs=3, patience=1, beta_grid=(0.2, 0.4, 0.8), beta_seeds=2, mf_k=5,
+                      mf_reg=10.0, count_bins=(0, 1, 3, 6), transnets_rating_loss="mse", tune_trials=2),
         "full": dict(max_review_len=30, max_history=6, n_seeds=3, dim=32, cnn_emb_dim=32, cnn_filters=32,
                      cnn_latent=32, batch_size=128, max_epochs=60, patience=3, lr=1e-3, weight_decay=1e-6,
                      ncf_weight_decay=1e-5, beta_grid=(0.1, 0.3, 0.4, 0.5, 0.7, 0.9), beta_seeds=3,

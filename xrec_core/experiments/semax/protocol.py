@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ...data.feedback import Ratings
 from ...metrics.rating import mae, rmse
 from ...models.registry import build
 from ...models.semax import ReviewSet
@@ -61,9 +61,10 @@ def model_params(name: str, cfg: SemaxConfig, seed: int, tuned: Mapping[str, Any
         params = dict(**cnn, **train)
     elif name in ("TransNets", "TransNets-Ext"):
         params = dict(transform_layers=cfg.transform_layers, rating_loss=cfg.transnets_rating_loss, **cnn, **train)
-    elif name == "NCF":  # epochs are chosen by fit_ncf's validation loop
+    elif name == "NCF":
         params = dict(loss="mse", k=cfg.ncf_factors, layers=tuple(cfg.ncf_layers), lr=cfg.lr, batch_size=cfg.batch_size,
-                      weight_decay=cfg.ncf_weight_decay, seed=seed, device=cfg.device)
+                      weight_decay=cfg.ncf_weight_decay, epochs=cfg.max_epochs, patience=cfg.patience, seed=seed,
+                      device=cfg.device)
     else:
         raise ValueError(f"Unknown model {name!r}; valid: {', '.join(PAPER_MODELS)}")
     return {**params, **(tuned or {})}
@@ -73,7 +74,7 @@ def build_model(name: str, cfg: SemaxConfig, seed: int, beta: float | None = Non
                 tuned: Mapping[str, Any] | None = None) -> Any:
     """SEMA, SEMAX, DeepCoNN, TransNets or TransNets-Ext from the registry (NCF: :func:`fit_ncf`)."""
     if name == "NCF":
-        raise ValueError("NCF is fitted by fit_ncf (its epochs are chosen on the validation split)")
+        raise ValueError("NCF is fitted by fit_ncf (it reads rating triples, not the review sets)")
     params = model_params(name, cfg, seed, tuned)
     if beta is not None:
         params["beta"] = beta
@@ -89,40 +90,16 @@ def tuned_params(cfg: SemaxConfig, name: str) -> dict[str, Any] | None:
 
 def fit_ncf(cfg: SemaxConfig, train: ReviewSet, valid: ReviewSet, seed: int, tuned: Mapping[str, Any] | None = None,
             on_epoch: Callable[[int, float], None] | None = None) -> tuple[Any, LearningCurve]:
-    """NCF (NeuMF, squared loss) with its number of epochs chosen on the validation split.
+    """NCF (NeuMF, squared loss) on the rating triples, early-stopped on the validation RMSE (best epoch kept)."""
+    model = build("NCF", **model_params("NCF", cfg, seed, tuned))
+    model.fit(rating_triples(train), rating_triples(valid), on_epoch=on_epoch)
+    return model, model.curve_
 
-    The shared :class:`xrec_core.models.ncf.NCF` trains a fixed number of epochs and takes no
-    validation set (an API change, ``fit(..., valid)`` with a per-epoch hook, would let it use
-    :class:`~xrec_core.training.Trainer`). We refit it with 1, 2, 4, ... epochs (capped at
-    ``max_epochs``) and stop at the first count whose validation RMSE is not better than the best
-    so far (patience of one doubling, i.e. as many epochs as the best count). A seeded fit of ``e``
-    epochs is exactly the first ``e`` epochs of a longer one, so the validation values form the
-    learning curve of one run. Before this loop NCF ran a fixed 6 epochs and over-fitted the tiny
-    training sets (RMSE above the global mean on two of three datasets).
-    """
-    c = train.corpus
-    t0 = time.perf_counter()
-    candidates = sorted({min(2 ** k, cfg.max_epochs) for k in range(int(np.ceil(np.log2(cfg.max_epochs))) + 1)})
-    curve = LearningCurve(valid_metric="validation RMSE", mode="min", max_epochs=cfg.max_epochs)
-    best_model, best_score, last = None, float("inf"), None
-    for epochs in candidates:
-        model = build("NCF", epochs=epochs, **model_params("NCF", cfg, seed, tuned))
-        model.fit(c.users[train.idx], c.items[train.idx], train.ratings, n_users=c.n_users, n_items=c.n_items)
-        score = rmse(valid.ratings, model.predict(c.users[valid.idx], c.items[valid.idx]))
-        curve.valid.append(score)
-        curve.valid_epochs.append(epochs)
-        last = model
-        log.debug("NCF seed %d: %d epochs, validation RMSE %.4f", seed, epochs, score)
-        if on_epoch is not None:
-            on_epoch(epochs, score)
-        if score < best_score - 1e-6:
-            best_model, best_score, curve.best_epoch = model, score, epochs
-        else:
-            curve.stopped_early = True
-            break
-    curve.train_loss = [float(v) for v in last.losses_]
-    curve.seconds = time.perf_counter() - t0
-    return best_model, curve
+
+def rating_triples(reviews: ReviewSet) -> Ratings:
+    """The (user, item, rating) triples of ``reviews``: what the shared rating baselines fit on."""
+    c = reviews.corpus
+    return Ratings(c.users[reviews.idx], c.items[reviews.idx], reviews.ratings, c.n_users, c.n_items)
 
 
 def train_eval(name: str, cfg: SemaxConfig, data: SemaxData, seed: int, beta: float | None = None,
@@ -149,33 +126,21 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> UnitResult:
 
 def fit_simple_baselines(cfg: SemaxConfig, data: SemaxData, seed: int,
                          tuned: Mapping[str, Mapping[str, Any] | None] | None = None) -> dict[str, UnitResult]:
-    """Global mean, user+item biases and biased MF tuned on the validation split: their test scores.
+    """Global mean, user+item biases and biased MF: their test scores.
 
-    With a study's best parameters (``tuned["User+item bias"]``, ``tuned["Biased MF (tuned)"]``) those
-    are used; without one, user+item biases keep their defaults and biased MF is tuned on the config's grid.
+    With a study's best parameters (``tuned["User+item bias"]``, ``tuned["Biased MF (tuned)"]``, from
+    ``xrec tune semax`` on the validation split) those are used; without one, user+item biases keep
+    their defaults and biased MF takes the config's ``mf_k`` and ``mf_reg``.
     """
     tuned = tuned or {}
-    from ...models.rating_baselines import tune_biased_mf
-
-    c = data.corpus
-
-    def uir(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return c.users[idx], c.items[idx], c.ratings[idx].astype(np.float64)
-
-    test_u, test_i, y = uir(data.test_idx)
+    fit, valid, test = rating_triples(data.fit), rating_triples(data.valid), rating_triples(data.test)
+    params = {"Global mean": {}, "User+item bias": tuned.get("User+item bias") or {},
+              "Biased MF (tuned)": {"k": cfg.mf_k, "reg": cfg.mf_reg, **(tuned.get("Biased MF (tuned)") or {}), "seed": seed}}
+    keys = {"Global mean": "GlobalMean", **TUNED_NAMES}
     out = {}
-    for name, key in (("Global mean", "GlobalMean"), ("User+item bias", "UserItemBias")):
-        model = build(key, **(tuned.get(name) or {})).fit(*uir(data.fit_idx), n_users=c.n_users, n_items=c.n_items)
-        out[name] = _scores(y, np.asarray(model.predict(test_u, test_i), dtype=np.float64))
-    if tuned.get("Biased MF (tuned)"):
-        model = build("BiasedMF", **tuned["Biased MF (tuned)"], seed=seed).fit(*uir(data.fit_idx), n_users=c.n_users,
-                                                                                n_items=c.n_items)
-        out["Biased MF (tuned)"] = _scores(y, np.asarray(model.predict(test_u, test_i), dtype=np.float64))
-        return out
-    grid = {"k": list(cfg.mf_factors_grid), "reg": list(cfg.mf_reg_grid)}
-    tuned = tune_biased_mf(train=uir(data.fit_idx), valid=uir(data.valid_idx), grid=grid, seed=seed,
-                           n_users=c.n_users, n_items=c.n_items)
-    out["Biased MF (tuned)"] = _scores(y, np.asarray(tuned.model.predict(test_u, test_i), dtype=np.float64))
+    for name, key in keys.items():
+        model = build(key, **params[name]).fit(fit, valid)
+        out[name] = _scores(test.ratings, np.asarray(model.predict(test.users, test.items), dtype=np.float64))
     return out
 
 
@@ -277,7 +242,7 @@ def tune_models(cfg: SemaxConfig, models: Sequence[str] | None = None, n_trials:
                 return curve.best_value
             if name in TUNED_BASELINES:
                 model = build(key, **params, **({"seed": cfg.seed} if key == "BiasedMF" else {}))
-                model.fit(c.users[data.fit_idx], c.items[data.fit_idx], data.fit.ratings, n_users=c.n_users, n_items=c.n_items)
+                model.fit(rating_triples(data.fit), rating_triples(data.valid))
                 return rmse(data.valid.ratings, model.predict(c.users[data.valid_idx], c.items[data.valid_idx]))
             model = build_model(name, cfg, cfg.seed, tuned=params).fit(data.fit, data.valid, on_epoch=report)
             return model.curve_.best_value
