@@ -111,3 +111,28 @@ def test_bench_semax_smoke(tmp_path, data_dir):
     record = _run("bench_semax.py", ["--scale", "smoke", "--max-examples", "32", "--threads", "1",
                                      "--results-dir", str(tmp_path)], tmp_path)
     _check_benchmark_fields(record)
+
+
+def test_bench_peers_tiny(tmp_path):
+    """Ours and cornac side by side: one summary row per model whose ratios are the timed rows' CPU ratios."""
+    import importlib.util
+
+    record = _run("bench_peers.py", ["--tiny", "--repeats", "2", "--threads", "1", "--results-dir", str(tmp_path)],
+                  tmp_path)
+    _check_benchmark_fields(record)
+    rows = {r["model"]: r for r in record["tables"]["peers"]}
+    assert set(rows) == {"PMF", "Biased MF", "HFT", "BPR", "NeuMF", "CTR"}
+    timed = record["benchmark"]["timed"]
+    for model, row in rows.items():
+        assert row["repeats"] == 2
+        ours = [t for t in timed if t["model"] == model and t["impl"] == "ours"]
+        assert [t["repeat"] for t in ours] == [0, 1]
+        assert row["ours_cpu_s"] == pytest.approx(sum(t["cpu_s"] for t in ours) / 2, rel=1e-3, abs=1e-5)
+        if importlib.util.find_spec("cornac") is None:
+            assert "speed_ratio" not in row
+            continue
+        theirs = {t["repeat"]: t for t in timed if t["model"] == model and t["impl"] == "cornac"}
+        want = [theirs[t["repeat"]]["cpu_s"] / max(t["cpu_s"], 1e-9) for t in ours]
+        assert row["speed_ratios"] == pytest.approx(want, rel=1e-2, abs=1e-3)
+        assert row["speed_ratio_min"] <= row["speed_ratio"] <= row["speed_ratio_max"]
+        assert row["speed_ratio_sd"] >= 0
