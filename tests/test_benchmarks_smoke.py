@@ -136,3 +136,29 @@ def test_bench_peers_tiny(tmp_path):
         assert row["speed_ratios"] == pytest.approx(want, rel=1e-2, abs=1e-3)
         assert row["speed_ratio_min"] <= row["speed_ratio"] <= row["speed_ratio_max"]
         assert row["speed_ratio_sd"] >= 0
+
+
+def test_bench_gpu_tiny_on_cpu(tmp_path):
+    """The Python part of benchmarks/gpu.sh: every chapter's models take timed steps and the record says how."""
+    record = _run("bench_gpu.py", ["--device", "cpu", "--tiny", "--steps", "1", "--threads", "1",
+                                   "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
+    steps = record["tables"]["steps"]
+    assert {r["chapter"] for r in steps} == {"gru", "mt", "mvae", "nar"}
+    assert {"GRU", "Embed", "MT-P decoder", "PETER", "MVAE", "NAR", "VBPR", "NCF"} <= {r["model"] for r in steps}
+    for r in steps:
+        assert r["per_s"] == pytest.approx(r["per_step"] / r["step_wall_s"], rel=1e-6) and r["peak_mb"] > 0
+        assert r["device"] == "cpu"
+    assert "chapters" not in record["tables"]  # no smoke chapter asked for
+
+
+def test_gpu_script_refuses_without_cuda():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"), "--device", "cuda"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
