@@ -162,3 +162,16 @@ def test_gpu_script_refuses_without_cuda():
                           capture_output=True, text=True, timeout=120, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+
+
+def test_run_all_covers_every_benchmark_and_refuses_a_busy_machine():
+    script = REPO / "benchmarks" / "run_all.sh"
+    dry = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    listed = {word.split("/")[-1] for word in dry.stdout.split() if word.startswith("benchmarks/bench_")}
+    # every benchmark script but the GPU check's Python part (run by gpu.sh, listed on its own line)
+    assert listed == {p.name for p in (REPO / "benchmarks").glob("bench_*.py")} - {"bench_gpu.py"}
+    assert "benchmarks/gpu.sh" in dry.stdout
+    busy = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MAX_LOAD": "-1", "FORCE": "0"})
+    assert busy.returncode == 3 and "machine is busy" in busy.stderr
