@@ -82,7 +82,7 @@ def _fresh_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def _optimizer_step(model: Any, loss: Any, opt: Any) -> None:
+def _optimizer_step(loss: Any, opt: Any) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -130,7 +130,7 @@ def mt_steps(device: str, tiny: bool, steps: int) -> list[dict[str, Any]]:
 
     def step() -> None:
         logp, mask = sequence_log_probs(dec, cond, targets, 2, 0, 3)
-        _optimizer_step(dec, -logp.sum() / mask.sum(), opt)
+        _optimizer_step(-logp.sum() / mask.sum(), opt)
 
     out = time_steps(step, device, steps)
     return [{"chapter": "mt", "model": "MT-P decoder", "unit": "tokens", "per_step": batch * length,
@@ -155,8 +155,8 @@ def mvae_steps(device: str, tiny: bool, steps: int) -> list[dict[str, Any]]:
     data = ExplanationBatch(torch.randint(0, n_users, (batch,), generator=g), torch.randint(0, n_items, (batch,), generator=g),
                             torch.rand(batch, generator=g) * 4 + 1, torch.randint(0, 2, (batch,), generator=g), words[:, 0],
                             seq).to(device)
-    rows = []
-    for name in MVAE_MODELS:
+
+    def one(name: str) -> dict[str, Any]:  # the model and its optimizer are freed on return (the next peak is its own)
         torch.manual_seed(0)
         _fresh_peak(device)
         model = build_generator(name, n_users, n_items, spec, cfg, split=0).to(device)
@@ -174,11 +174,11 @@ def mvae_steps(device: str, tiny: bool, steps: int) -> list[dict[str, Any]]:
             opt.step()
 
         out = time_steps(step, device, steps)
-        rows.append({"chapter": "mvae", "model": name, "unit": "tokens", "per_step": batch * (length + 1),
-                     "sizes": f"V={vocab}, B={batch}, T={length + 1}", "parameters": sum(p.numel() for p in model.parameters()),
-                     **out})
-        del model, opt
-    return rows
+        return {"chapter": "mvae", "model": name, "unit": "tokens", "per_step": batch * (length + 1),
+                "sizes": f"V={vocab}, B={batch}, T={length + 1}", "parameters": sum(p.numel() for p in model.parameters()),
+                **out}
+
+    return [one(name) for name in MVAE_MODELS]
 
 
 def nar_steps(device: str, tiny: bool, steps: int) -> list[dict[str, Any]]:
@@ -196,8 +196,8 @@ def nar_steps(device: str, tiny: bool, steps: int) -> list[dict[str, Any]]:
     u, i, j = (torch.randint(0, n, (batch,), generator=g).to(device) for n in (n_users, n_items, n_items))
     f_users = torch.rand(n_users, n_features, generator=g).to(device)
     f_items = torch.rand(n_items, n_features, generator=g).to(device)
-    rows = []
-    for name in NAR_NETS:
+
+    def one(name: str) -> dict[str, Any]:  # the network and its optimizer are freed on return
         torch.manual_seed(0)
         _fresh_peak(device)
         state = ScoringState(nets[name](n_users, n_items, n_features, dim), n_users, n_items, n_features,
@@ -206,13 +206,13 @@ def nar_steps(device: str, tiny: bool, steps: int) -> list[dict[str, Any]]:
 
         def step() -> None:
             fu = f_users[u]
-            loss = bpr_loss(state(u, i, fu, f_items[i]), state(u, j, fu, f_items[j]))
-            _optimizer_step(state, loss, opt)
+            _optimizer_step(bpr_loss(state(u, i, fu, f_items[i]), state(u, j, fu, f_items[j])), opt)
 
         out = time_steps(step, device, steps)
-        rows.append({"chapter": "nar", "model": name, "unit": "triples", "per_step": batch,
-                     "sizes": f"dim={dim}, B={batch}, P={n_features}", **out})
-    return rows
+        return {"chapter": "nar", "model": name, "unit": "triples", "per_step": batch,
+                "sizes": f"dim={dim}, B={batch}, P={n_features}", **out}
+
+    return [one(name) for name in NAR_NETS]
 
 
 STEP_BENCHES = {"gru": gru_steps, "mt": mt_steps, "mvae": mvae_steps, "nar": nar_steps}
