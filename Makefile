@@ -2,12 +2,13 @@
 #   make all    install, execute every paper notebook at SCALE (default smoke), build the site
 #   make test   install the test extras (and headless Chromium for the site test), run the tests
 #   make test-notebooks   re-execute the golden smoke notebooks and diff their outputs (nbval)
+#   make bench  rerun every benchmark in sequence on a quiet machine (benchmarks/run_all.sh)
 PYTHON ?= python3
 SCALE ?= smoke
 SHARED_DATA := $(abspath ../shared/data)
 export XREC_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: all install install-test test test-notebooks book clean
+.PHONY: all install install-test test test-notebooks book bench clean
 
 all: install
 	$(PYTHON) -m xrec_core all --scale $(SCALE)
@@ -27,6 +28,9 @@ test-notebooks: install
 
 book:
 	$(PYTHON) -m xrec_core book --scale $(SCALE)
+
+bench:
+	PYTHON=$(PYTHON) bash benchmarks/run_all.sh
 
 clean:
 	rm -rf _build outputs

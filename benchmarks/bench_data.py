@@ -3,7 +3,10 @@
 Generates an Amazon 2018 5-core-format file of ``--n-reviews`` random reviews (gzipped JSON lines,
 :mod:`xrec_core.data.synthetic`) in the data layout of a work folder (``amazon2018/Synthetic_Benchmark_5.json.gz``,
 so it is read under its derived name ``amazon2018-synthetic-benchmark``), then reads it in a fresh
-process per case and records wall time, peak resident memory and the reviews kept:
+process per case and records wall and CPU time (the child's, all its threads), peak resident memory
+and the reviews kept, with the load average, the thread limits and the ``contended`` flag of every
+benchmark record (``benchmarks/_record.py``; the thread limit reaches the children through
+``OMP_NUM_THREADS``, which pyarrow's pool also reads):
 
 * ``stream``: :func:`xrec_core.data.load_reviews`, all reviews;
 * ``stream + filters``: the same with a 5-core, at most 50 reviews per user and a date range;
@@ -15,7 +18,7 @@ Peak memory is sampled from ``/proc`` (Linux only).
 Writes ``results/bench_data/bench_data__<n>.json``. Not run by the tests at full size (a smoke test
 runs it on a few thousand reviews)::
 
-    python benchmarks/bench_data.py --n-reviews 5000000 --work-dir /tmp/bench_data
+    python benchmarks/bench_data.py --n-reviews 5000000 --work-dir /tmp/bench_data --threads 1
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ from pathlib import Path
 import pandas as pd
 
 from xrec_core.data.synthetic import generate_reviews, write_reviews
-from xrec_core.records import MetricRow, RunRecorder
+from xrec_core.records import MetricRow
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import BenchRecorder  # noqa: E402
 
 DATASET = "amazon2018-synthetic-benchmark"
 REL_PATH = "amazon2018/Synthetic_Benchmark_5.json.gz"
@@ -102,18 +108,21 @@ class RssSampler:
 
 
 def measure(case: str, data_dir: Path) -> dict[str, float]:
-    """Read the benchmark file once (in this process): seconds, peak memory and reviews kept."""
+    """Read the benchmark file once (in this process): wall and CPU seconds, peak memory, reviews kept, pyarrow's threads."""
+    import pyarrow
+
     from xrec_core.data import load_reviews
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with RssSampler() as rss:
         if case == "json + pandas":
             df = _json_pandas(data_dir / REL_PATH)
         else:
             name = DATASET + (f"#{FILTERS}" if case == "stream + filters" else "")
             df = load_reviews(name, data_dir, progress=True)
-    return {"seconds": time.perf_counter() - t0, "peak_mb": rss.peak_mb - rss.start_mb, "rows": len(df),
-            "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "peak_mb": rss.peak_mb - rss.start_mb,
+            "rows": len(df), "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "pyarrow_threads": pyarrow.cpu_count()}
 
 
 def main(argv: list[str] | None = None) -> Path | None:
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument("--work-dir", default="", help="where the generated file goes (default: a temporary folder)")
     parser.add_argument("--results-dir", default="")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="thread limit of the reading processes (0: defaults)")
     parser.add_argument("--measure", choices=CASES, help=argparse.SUPPRESS)  # one case, in a child process
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
@@ -135,9 +145,10 @@ def main(argv: list[str] | None = None) -> Path | None:
         generate(path, args.n_reviews, args.seed)
         logging.info("generated %s (%d reviews, %.0f MB) in %.0f s", path, args.n_reviews, path.stat().st_size / 2**20,
                      time.perf_counter() - t0)
-    config = {"n_reviews": args.n_reviews, "filters": FILTERS, "seed": args.seed, "cases": list(CASES)}
-    rec = RunRecorder("bench_data", config=config, scale="bench", dataset=DATASET, seed=args.seed,
-                      results_dir=args.results_dir or None, name=f"bench_data__{args.n_reviews}")
+    config = {"n_reviews": args.n_reviews, "filters": FILTERS, "seed": args.seed, "cases": list(CASES),
+              "threads": args.threads}
+    rec = BenchRecorder("bench_data", config=config, dataset=DATASET, threads=args.threads or None, seed=args.seed,
+                        results_dir=args.results_dir or None, name=f"bench_data__{args.n_reviews}")
     rec.add_data_files([path], data_dir=work)
     rows = []
     for case in CASES:
@@ -147,7 +158,10 @@ def main(argv: list[str] | None = None) -> Path | None:
         logging.info("%s: %.1f s, peak %.0f MB over the start, %d reviews kept", case, result["seconds"], result["peak_mb"],
                      result["rows"])
         rows.append({"case": case, **result})
+        rec.timed(case, result["seconds"], result["cpu_s"], rows=result["rows"], peak_mb=result["peak_mb"])
         rec.add_metric(MetricRow.from_values("load", DATASET, case, "load time (s)", [result["seconds"]], higher_is_better=False))
+        rec.add_metric(MetricRow.from_values("load", DATASET, case, "load CPU time (s)", [result["cpu_s"]],
+                                             higher_is_better=False))
         rec.add_metric(MetricRow.from_values("load", DATASET, case, "peak memory over start (MB)", [result["peak_mb"]],
                                              higher_is_better=False))
     rec.add_table("load", rows)

@@ -264,3 +264,7 @@ def test_data_benchmark_runs_at_tiny_size(tmp_path):
     assert set(rows) == {"stream", "stream + filters", "json + pandas"}
     assert rows["stream"]["rows"] == rows["json + pandas"]["rows"] == 3000 and 0 < rows["stream + filters"]["rows"] < 3000
     assert list(record["data_files"]) == ["amazon2018/Synthetic_Benchmark_5.json.gz"]
+    bench = record["benchmark"]  # the fields of every benchmark record (benchmarks/_record.py)
+    assert [t["label"] for t in bench["timed"]] == list(rows)
+    assert all(t["cpu_s"] > 0 and t["contended"] == (t["wall_over_cpu"] > 1.2) for t in bench["timed"])
+    assert bench["requested_threads"] == 1 and len(bench["load_average"]["start"]) in (0, 3)

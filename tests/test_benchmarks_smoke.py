@@ -111,3 +111,67 @@ def test_bench_semax_smoke(tmp_path, data_dir):
     record = _run("bench_semax.py", ["--scale", "smoke", "--max-examples", "32", "--threads", "1",
                                      "--results-dir", str(tmp_path)], tmp_path)
     _check_benchmark_fields(record)
+
+
+def test_bench_peers_tiny(tmp_path):
+    """Ours and cornac side by side: one summary row per model whose ratios are the timed rows' CPU ratios."""
+    import importlib.util
+
+    record = _run("bench_peers.py", ["--tiny", "--repeats", "2", "--threads", "1", "--results-dir", str(tmp_path)],
+                  tmp_path)
+    _check_benchmark_fields(record)
+    rows = {r["model"]: r for r in record["tables"]["peers"]}
+    assert set(rows) == {"PMF", "Biased MF", "HFT", "BPR", "NeuMF", "CTR"}
+    timed = record["benchmark"]["timed"]
+    for model, row in rows.items():
+        assert row["repeats"] == 2
+        ours = [t for t in timed if t["model"] == model and t["impl"] == "ours"]
+        assert [t["repeat"] for t in ours] == [0, 1]
+        assert row["ours_cpu_s"] == pytest.approx(sum(t["cpu_s"] for t in ours) / 2, rel=1e-3, abs=1e-5)
+        if importlib.util.find_spec("cornac") is None:
+            assert "speed_ratio" not in row
+            continue
+        theirs = {t["repeat"]: t for t in timed if t["model"] == model and t["impl"] == "cornac"}
+        want = [theirs[t["repeat"]]["cpu_s"] / max(t["cpu_s"], 1e-9) for t in ours]
+        assert row["speed_ratios"] == pytest.approx(want, rel=1e-2, abs=1e-3)
+        assert row["speed_ratio_min"] <= row["speed_ratio"] <= row["speed_ratio_max"]
+        assert row["speed_ratio_sd"] >= 0
+
+
+def test_bench_gpu_tiny_on_cpu(tmp_path):
+    """The Python part of benchmarks/gpu.sh: every chapter's models take timed steps and the record says how."""
+    record = _run("bench_gpu.py", ["--device", "cpu", "--tiny", "--steps", "1", "--threads", "1",
+                                   "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
+    steps = record["tables"]["steps"]
+    assert {r["chapter"] for r in steps} == {"gru", "mt", "mvae", "nar"}
+    assert {"GRU", "Embed", "MT-P decoder", "PETER", "MVAE", "NAR", "VBPR", "NCF"} <= {r["model"] for r in steps}
+    for r in steps:
+        assert r["per_s"] == pytest.approx(r["per_step"] / r["step_wall_s"], rel=1e-6) and r["peak_mb"] > 0
+        assert r["device"] == "cpu"
+    assert "chapters" not in record["tables"]  # no smoke chapter asked for
+
+
+def test_gpu_script_refuses_without_cuda():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"), "--device", "cuda"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+
+
+def test_run_all_covers_every_benchmark_and_refuses_a_busy_machine():
+    script = REPO / "benchmarks" / "run_all.sh"
+    dry = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    listed = {word.split("/")[-1] for word in dry.stdout.split() if word.startswith("benchmarks/bench_")}
+    # every benchmark script but the GPU check's Python part (run by gpu.sh, listed on its own line)
+    assert listed == {p.name for p in (REPO / "benchmarks").glob("bench_*.py")} - {"bench_gpu.py"}
+    assert "benchmarks/gpu.sh" in dry.stdout
+    busy = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MAX_LOAD": "-1", "FORCE": "0"})
+    assert busy.returncode == 3 and "machine is busy" in busy.stderr

@@ -66,14 +66,36 @@ def test_bpr_kernel_equals_the_numpy_minibatch_sgd(batch_size, seed, density, bi
 
     # dense rows (density 0.3) force duplicate users/items inside a batch and negative resampling
     X = _likes(60, 40, density, seed)
-    m = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(Interactions(X))
+    m = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed, dtype="float64").fit(Interactions(X))
     P, Q, b = _bpr_reference(X, 6, 0.05, 1e-2, 6, batch_size, seed)
     np.testing.assert_allclose(m.P_, P, rtol=0, atol=1e-12)
     np.testing.assert_allclose(m.Q_, Q, rtol=0, atol=1e-12)
     np.testing.assert_allclose(m.b_, b, rtol=0, atol=1e-12)
     # and a rerun with the same seed gives the same factors bit for bit
-    m2 = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(Interactions(X))
+    m2 = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed, dtype="float64").fit(Interactions(X))
     assert np.array_equal(m.P_, m2.P_) and np.array_equal(m.Q_, m2.Q_) and np.array_equal(m.b_, m2.b_)
+
+
+@pytest.mark.parametrize("batch_size, seed", [(32, 0), (1, 1)])
+def test_bpr_float32_kernel_follows_the_float64_one(batch_size, seed):
+    """The default float32 factors (as cornac's) take the same SGD path as float64 up to float32 rounding."""
+    from xrec_core.models.ranking_baselines import BPR
+
+    X = _likes(60, 40, 0.1, seed)
+    m = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(X)
+    assert m.P_.dtype == m.Q_.dtype == m.b_.dtype == np.float32
+    P, Q, b = _bpr_reference(X, 6, 0.05, 1e-2, 6, batch_size, seed)
+    np.testing.assert_allclose(m.P_, P, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(m.Q_, Q, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(m.b_, b, rtol=0, atol=1e-5)
+    assert np.abs(m.P_ - P).max() > 0  # computed in float32, not cast at the end
+
+
+def test_bpr_rejects_an_unknown_dtype():
+    from xrec_core.models.ranking_baselines import BPR
+
+    with pytest.raises(ValueError, match="dtype"):
+        BPR(dtype="float16")
 
 
 def test_bpr_negative_check_matches_the_sparse_lookup():
@@ -85,11 +107,12 @@ def test_bpr_negative_check_matches_the_sparse_lookup():
     users, items = rng.integers(0, 30, 500), rng.integers(0, 20, 500)
     order = rng.permutation(500)
     which = np.sort(rng.choice(500, 200, replace=False))
-    got = is_liked(X.indptr.astype(np.int64), X.indices.astype(np.int64), users, order, items, which)
+    users_seq = users[order].astype(np.int32)
+    got = is_liked(X.indptr.astype(np.int64), X.indices.astype(np.int64), users_seq, items, which)
     want = np.asarray(X[users[order[which]], items[which]]).ravel() > 0
     assert np.array_equal(got, want)
     bits = liked_bitset(X.indptr.astype(np.int64), X.indices.astype(np.int64), 20)
-    assert np.array_equal(is_liked_bitset(bits, 20, users, order, items, which), want)
+    assert np.array_equal(is_liked_bitset(bits, 20, users_seq, items, which), want)
 
 
 # ---------------------------------------------------------------------------------------------- ALS

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .bench_report import write_benchmark_summary
 from .papers import PAPERS
 from .paths import REPO_ROOT
 from .records import atomic_write_text, load_records
@@ -155,6 +156,7 @@ def stage_book(scale: str = "smoke", notebooks_dir: str | os.PathLike | None = N
     _datasets_page(generated, data_dir)
     _records_page(records, "parity", generated, "parity_records.md")
     _records_page(records, "bench", generated, "benchmark_records.md")
+    write_benchmark_summary(records, generated)
     return src
 
 

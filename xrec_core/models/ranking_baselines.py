@@ -76,18 +76,24 @@ class BPR:
     eval_k : int
         Cut-off of the validation recall.
     seed : int
+    dtype : {"float32", "float64"}
+        Floating type of the factors and of every SGD step (float32 as in cornac's BPR: half the
+        memory traffic of the kernel, same ranking quality; float64 equals the numpy formulation to
+        1e-12).
     """
 
     def __init__(self, k: int = 50, lr: float = 0.05, reg: float = 1e-3, epochs: int = 50, batch_size: int = 256,
-                 patience: int = 5, eval_k: int = 50, seed: int = 0) -> None:
+                 patience: int = 5, eval_k: int = 50, seed: int = 0, dtype: str = "float32") -> None:
         if patience < 1 or eval_k < 1:
             raise ValueError(f"patience and eval_k must be >= 1, got {patience}, {eval_k}")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"BPR: dtype must be 'float32' or 'float64', got {dtype!r}")
         self.k, self.lr, self.reg, self.epochs, self.batch_size, self.seed = k, lr, reg, epochs, batch_size, seed
-        self.patience, self.eval_k = patience, eval_k
+        self.patience, self.eval_k, self.dtype = patience, eval_k, dtype
 
     def get_params(self) -> dict[str, Any]:
         return {"k": self.k, "lr": self.lr, "reg": self.reg, "epochs": self.epochs, "batch_size": self.batch_size,
-                "patience": self.patience, "eval_k": self.eval_k, "seed": self.seed}
+                "patience": self.patience, "eval_k": self.eval_k, "seed": self.seed, "dtype": self.dtype}
 
     def fit(self, train: Interactions, valid: Interactions | None = None) -> "BPR":
         """Train on the training likes; with ``valid`` (held-out likes), early-stop on its recall.
@@ -101,9 +107,9 @@ class BPR:
         X = train.likes
         n_users, n_items = X.shape
         rng = np.random.default_rng(self.seed)
-        P = rng.normal(0, 0.1, (n_users, self.k))  # (n_users, K)
-        Q = rng.normal(0, 0.1, (n_items, self.k))  # (n_items, K)
-        b = np.zeros(n_items)  # (n_items,)
+        P = rng.normal(0, 0.1, (n_users, self.k)).astype(self.dtype)  # (n_users, K)
+        Q = rng.normal(0, 0.1, (n_items, self.k)).astype(self.dtype)  # (n_items, K)
+        b = np.zeros(n_items, dtype=self.dtype)  # (n_items,)
         users, pos = X.nonzero()
         n = len(users)
         if n == 0:
@@ -114,15 +120,16 @@ class BPR:
         pattern.eliminate_zeros()
         pattern.sort_indices()
         indptr, indices = pattern.indptr.astype(np.int64), pattern.indices.astype(np.int64)
-        users, pos = users.astype(np.int64), pos.astype(np.int64)
+        ids = np.int32 if max(n_users, n_items) < 2**31 else np.int64  # half the index traffic in the kernel
+        users, pos = users.astype(ids), pos.astype(ids)
         if n_users * n_items <= 8 * kern.BITSET_MAX_BYTES:  # one memory access per check instead of a binary search
             bits = kern.liked_bitset(indptr, indices, n_items)
 
-            def liked(order: np.ndarray, negs: np.ndarray, which: np.ndarray) -> np.ndarray:
-                return kern.is_liked_bitset(bits, n_items, users, order, negs, which)
+            def liked(users_seq: np.ndarray, negs: np.ndarray, which: np.ndarray) -> np.ndarray:
+                return kern.is_liked_bitset(bits, n_items, users_seq, negs, which)
         else:
-            def liked(order: np.ndarray, negs: np.ndarray, which: np.ndarray) -> np.ndarray:
-                return kern.is_liked(indptr, indices, users, order, negs, which)
+            def liked(users_seq: np.ndarray, negs: np.ndarray, which: np.ndarray) -> np.ndarray:
+                return kern.is_liked(indptr, indices, users_seq, negs, which)
         valid_users = np.flatnonzero(np.diff(valid.likes.indptr)) if valid is not None else np.zeros(0, np.int64)
         rows = valid.relevant() if valid is not None else []
         valid_relevant = [rows[u] for u in valid_users]
@@ -131,16 +138,17 @@ class BPR:
         self.P_, self.Q_, self.b_ = P, Q, b  # updated in place by every epoch
         for _ in range(self.epochs):
             order = rng.permutation(n)  # (n,) visiting order of the positives
-            negs = rng.integers(0, n_items, size=n)  # (n,)
+            users_seq, pos_seq = users[order], pos[order]  # (n,) each, read sequentially by the kernel
+            negs = rng.integers(0, n_items, size=n).astype(ids)  # (n,)
             # resample negatives that are positives (a few rounds; leftovers are rare and harmless);
             # a negative that passed a round is not checked again
             bad_at = np.arange(n)  # (m,) positions still to check, increasing
             for _r in range(3):
-                bad_at = bad_at[liked(order, negs, bad_at)]
+                bad_at = bad_at[liked(users_seq, negs, bad_at)]
                 if not len(bad_at):
                     break
                 negs[bad_at] = rng.integers(0, n_items, size=len(bad_at))
-            kern.bpr_epoch(P, Q, b, users, pos, order, negs, float(self.lr), float(self.reg), int(self.batch_size))
+            kern.bpr_epoch(P, Q, b, users_seq, pos_seq, negs, float(self.lr), float(self.reg), int(self.batch_size))
             if not len(valid_users):
                 continue
             self.valid_history_.append(validation_recall(self, train, valid_users, valid_relevant, self.eval_k))

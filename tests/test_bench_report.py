@@ -1,0 +1,65 @@
+"""The benchmarks page's summary is computed from records: contended flags, peer ratios, GPU status, compute totals."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from xrec_core.bench_report import benchmark_summary_markdown, full_book_compute, peer_ratios, record_conditions
+
+
+def _bench(paper: str, contended: bool | None, started: str = "2026-12-01T00:00:00+00:00", **extra) -> dict:
+    rec = {"paper": paper, "scale": "bench", "dataset": "d", "started_at": started, "_path": f"/r/{paper}/{paper}_{started[:10]}.json",
+           "hardware": {"cpu_model": "CPU X"}, "code_version": {"git_commit": "abcdef123456"}, "tables": {}, **extra}
+    if contended is not None:
+        rec["benchmark"] = {"contended": contended, "wall_over_cpu": 1.5 if contended else 1.01, "requested_threads": 1,
+                            "load_average": {"start": [0.1, 0.2, 0.3], "end": [0.1, 0.2, 0.3]}}
+    return rec
+
+
+def _full(paper: str, dataset: str, seconds: float, started: str, untimed: int = 0) -> dict:
+    return {"paper": paper, "scale": "full", "dataset": dataset, "started_at": started, "units_compute_s": seconds,
+            "units_untimed": untimed, "wall_time_s": 1.0, "code_version": {"git_commit": "0123456789ab"}}
+
+
+PEERS = {"peers": [{"model": "BPR", "dataset": "citeulike-t", "metric": "Recall@50", "repeats": 3, "ours": 0.13, "ours_sd": 0.001,
+                    "ours_cpu_s": 4.0, "cornac": 0.12, "cornac_sd": 0.002, "cornac_cpu_s": 5.6, "speed_ratio": 1.4,
+                    "speed_ratio_sd": 0.05, "speed_ratio_min": 1.35, "speed_ratio_max": 1.46}]}
+
+
+def test_each_benchmark_record_shows_its_contended_flag():
+    table = record_conditions([_bench("bench_a", True), _bench("bench_b", False), _bench("bench_c", None),
+                               _full("gru", "x", 10.0, "2026-01-01")])
+    assert list(table["contended"].str[:3]) == ["yes", "no", "not"]  # the full chapter record is not a benchmark
+
+
+def test_peer_ratios_come_from_the_newest_bench_peers_record():
+    old = _bench("bench_peers", False, "2026-11-01T00:00:00+00:00", tables={"peers": [{**PEERS["peers"][0], "speed_ratio": 0.1}]})
+    new = _bench("bench_peers", False, "2026-12-01T00:00:00+00:00", tables=PEERS)
+    table, rec = peer_ratios([new, old])
+    assert rec is new
+    assert table.loc[0, "speed ratio (cornac/ours CPU)"] == "1.40 ± 0.05 (1.35 to 1.46)"
+    assert table.loc[0, "ours"] == "0.1300 ± 0.0010"
+
+
+def test_full_book_compute_sums_the_newest_full_record_of_each_chapter_and_dataset():
+    recs = [_full("gru", "a", 100.0, "2026-11-01"), _full("gru", "a", 300.0, "2026-11-02"), _full("mt", "b", 60.0, "2026-11-01", 5),
+            _full("parity", "c", 999.0, "2026-11-01"), _bench("bench_x", False)]
+    table = full_book_compute(recs)
+    assert list(zip(table["chapter"], table["dataset"], table["compute s"])) == [("gru", "a", 300.0), ("mt", "b", 60.0)]
+    text = benchmark_summary_markdown(recs)
+    assert "**0.1 hours** of unit compute time (360 s" in text and "5 units were stored by an older version" in text
+
+
+@pytest.mark.parametrize("device, untested", [(None, True), ("cpu", True), ("cuda", False)])
+def test_gpu_path_is_untested_until_a_cuda_record_exists(device, untested):
+    recs = [] if device is None else [_bench("bench_gpu", False, config={"device": device, "gpu": "GPU Y"},
+                                             tables={"steps": [{"chapter": "nar", "model": "NAR", "sizes": "dim=350", "unit": "triples",
+                                                                "per_s": 1e5, "step_wall_s": 0.002, "peak_mb": 100.0}],
+                                                     "chapters": [{"chapter": "nar", "status": "finished", "wall_s": 30.0},
+                                                                  {"chapter": "mt", "status": "timed out after 90 s", "wall_s": 90.0}]})]
+    text = benchmark_summary_markdown(recs)
+    assert ("The GPU path is untested" in text) is untested
+    if not untested:
+        assert "1 of 2 chapter smoke runs finished on the GPU" in text and re.search(r"GPU Y", text)
