@@ -147,7 +147,7 @@ def test_mostpop_counts_and_bpr_ranks_planted_positives_first():
     other = np.where(np.arange(n_users)[:, None] < 20, s[:, 15:].mean(1, keepdims=True), s[:, :15].mean(1, keepdims=True))
     assert (own > other).all()
     cand = np.array([[0, 29, 3]] * n_users)
-    np.testing.assert_allclose(model.score(np.arange(n_users), cand), np.take_along_axis(s, cand, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(model.score(np.arange(n_users), cand), np.take_along_axis(s, cand, axis=1), rtol=1e-5)  # float32 factors: matmul and einsum round differently
 
 
 def test_bpr_early_stops_on_the_validation_recall_and_keeps_the_best_epoch():

@@ -82,7 +82,7 @@ def test_bpr_float32_kernel_follows_the_float64_one(batch_size, seed):
     from xrec_core.models.ranking_baselines import BPR
 
     X = _likes(60, 40, 0.1, seed)
-    m = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(X)
+    m = BPR(k=6, lr=0.05, reg=1e-2, epochs=6, batch_size=batch_size, seed=seed).fit(Interactions(X))
     assert m.P_.dtype == m.Q_.dtype == m.b_.dtype == np.float32
     P, Q, b = _bpr_reference(X, 6, 0.05, 1e-2, 6, batch_size, seed)
     np.testing.assert_allclose(m.P_, P, rtol=0, atol=1e-5)
