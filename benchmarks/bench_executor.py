@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="amazon2014-instruments")
     parser.add_argument("--scale", default="smoke")
     parser.add_argument("--n-seeds", type=int, default=2, help="seeds (each seed is one unit per model)")
-    parser.add_argument("--tiny", action="store_true", help="synthetic data and 1-epoch models: seconds, for the tests")
+    parser.add_argument("--tiny", action="store_true",
+                        help="synthetic data (one seed) and 1-epoch models: seconds, for the tests")
     parser.add_argument("--results-dir", default="")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         scratch = Path(tmp)
         tiny = dict(dim=4, max_epochs=1, patience=1, cf_outer=1, cf_inner=1, valid_candidates=10, n_candidates=10,
                     explain_users=20, explain_k=2) if args.tiny else {}
-        cfg = nar.NARConfig.from_scale(args.scale, dataset=args.dataset, n_seeds=args.n_seeds, n_threads=1,
+        cfg = nar.NARConfig.from_scale(args.scale, dataset=args.dataset, n_seeds=1 if args.tiny else args.n_seeds, n_threads=1,
                                        device="cpu", results_dir=str(scratch), **tiny)
         data = synthetic_data() if args.tiny else None
         rec = BenchRecorder("bench_executor", config=cfg, dataset="synthetic" if args.tiny else cfg.dataset, threads=1,
