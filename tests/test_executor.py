@@ -248,3 +248,24 @@ def test_tuning_trials_run_in_parallel_batches_that_repeat(tmp_path, local_ray):
         tune("toy", "data", "quad", quadratic, space=space, direction="minimize", n_trials=1, seed=7 + i,
              results_dir=tmp_path / f"serial{i}")
         assert study(f"serial{i}").trials[0].params["x"] in draws[0]
+
+
+@pytest.mark.ray
+def test_xrec_tune_on_ray_runs_the_chapter_trials_in_batches(tmp_path, local_ray, monkeypatch, capsys):
+    from test_tuning import _chapter
+
+    from xrec_core import executor
+
+    _chapter(tmp_path, monkeypatch, with_hook=True)
+    batches = []
+    real = executor.map_on_ray
+
+    def spy(fn, calls, resources, **kwargs):
+        batches.append((len(calls), resources))
+        return real(fn, calls, resources, **kwargs)
+
+    monkeypatch.setattr(executor, "map_on_ray", spy)
+    assert cli.main(["tune", "toychapter", "--scale", "full", "-p", "dataset=toy-a", "--model", "B", "--trials", "3",
+                     "--results-dir", str(tmp_path / "res"), "--executor", "ray", "--parallel-trials", "2"]) == 0
+    assert "3 trials, 0 pruned" in capsys.readouterr().out
+    assert batches == [(2, Resources(cpus=1.0, gpus=0.0)), (1, Resources(cpus=1.0, gpus=0.0))]
