@@ -2,10 +2,12 @@
 
 Commands
 --------
-``run PAPER|NOTEBOOK|all --scale smoke -p key=value``
-    Execute paper notebooks with papermill; writes the executed notebook and the run record.
-``tune PAPER --scale full -p dataset=... [--model NAME ...] [--trials N]``
+``run PAPER|NOTEBOOK|all --scale smoke -p key=value [--executor ray [--address HOST:6379]]``
+    Execute paper notebooks with papermill; writes the executed notebook and the run record. With
+    ``--executor ray`` the protocol's units run as Ray tasks (a local Ray, or the cluster at ``--address``).
+``tune PAPER --scale full -p dataset=... [--model NAME ...] [--trials N] [--executor ray]``
     Run (or continue) the chapter's hyperparameter studies; ``run`` then uses the best parameters.
+    With ``--executor ray`` several trials of a study run at once, as Ray tasks.
 ``data status [--verify]``
     Which datasets are present under the data folder, with checksums and where to get the rest.
 ``book [--scale smoke]``
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .executor import EXECUTORS, ExecutorError
 from .paths import DataRootNotSet
 from .papers import PAPERS
 from .records import DirtyCheckoutError
@@ -56,6 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_paper
 
     params = dict(parse_param(p) for p in args.param)
+    if args.executor is not None:
+        params["executor"] = args.executor
+    if args.address:
+        params["ray_address"] = args.address
     for key in _papers(args.paper):
         result = run_paper(key, args.scale, params, output_dir=args.output_dir, results_dir=args.results_dir,
                            data_dir=args.data_dir, log_output=getattr(args, "log_output", None),
@@ -69,16 +76,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     import importlib
 
+    from .executor import check_executor, unit_resources
     from .papers import get_paper
-    from .tuning import study_path
+    from .tuning import study_path, trials_in_parallel
 
     paper = get_paper(args.paper)
+    executor = args.executor or "serial"
+    check_executor(executor, args.address or None)
     overrides = {"data_dir": args.data_dir, "results_dir": args.results_dir, **dict(parse_param(p) for p in args.param)}
     cfg = paper.config_class().from_scale(args.scale, **overrides)
     hook = getattr(importlib.import_module(paper.config.partition(":")[0]), "tune_models", None)
     if hook is None:
         raise ConfigError(f"chapter {paper.key} does not define tune_models yet")
-    for model, res in hook(cfg, args.model or None, args.trials).items():
+    with trials_in_parallel(executor, args.address or None, unit_resources(cfg.n_threads, cfg.device),
+                            args.parallel_trials):
+        studies = hook(cfg, args.model or None, args.trials)
+    for model, res in studies.items():
         print(f"{paper.key}/{cfg.dataset} {model}: best {res.best_value:.6g} with {res.best_params} "
               f"({res.n_trials_done} trials, {res.n_pruned} pruned)")
     print(f"optuna-dashboard sqlite:///{study_path(paper.key, cfg.dataset, cfg.results_dir or None, cfg.scale)}")
@@ -142,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", default=None, help="data folder (default: $XREC_DATA)")
 
+    def execution(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--executor", choices=EXECUTORS, default=None,
+                       help=f"where {what} run: serial (default, in this process) or ray (Ray tasks)")
+        p.add_argument("--address", default=None, metavar="HOST:PORT",
+                       help="a running Ray cluster's head (`ray start --head` prints it); default: a local Ray")
+
     run = sub.add_parser("run", help="execute paper notebook(s) with papermill")
     run.add_argument("paper", help=f"paper key ({', '.join(PAPERS)}), a notebook path, or 'all'")
     run.add_argument("--scale", default="smoke", help="smoke | full | paper (see each paper's config)")
@@ -151,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=None,
                      help="stream the notebook's output (progress bars, logs) here; default: on except at smoke scale")
     run.add_argument("--allow-dirty", action="store_true", help=ALLOW_DIRTY_HELP)
+    execution(run, "the protocol's units of work")
     common(run)
     run.set_defaults(func=cmd_run)
 
@@ -162,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tune only these models (default: every model the chapter tunes)")
     tune.add_argument("--trials", type=int, default=None, help="trials per model (default: the scale's tune_trials)")
     tune.add_argument("--results-dir", default=None, help="where studies go (default: $XREC_RESULTS or results/)")
+    execution(tune, "the trials")
+    tune.add_argument("--parallel-trials", type=int, default=None, metavar="N",
+                      help="with --executor ray: trials run at once (default: as many as the cluster's CPUs/GPUs fit)")
     common(tune)
     tune.set_defaults(func=cmd_tune)
 
@@ -187,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything.add_argument("--results-dir", default=None)
     everything.add_argument("--out-dir", default=None)
     everything.add_argument("--allow-dirty", action="store_true", help=ALLOW_DIRTY_HELP)
+    execution(everything, "the protocols' units of work")
     common(everything)
     everything.set_defaults(func=cmd_all)
 
@@ -203,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, DataRootNotSet, DirtyCheckoutError, TuningError) as exc:
+    except (ConfigError, FileNotFoundError, DataRootNotSet, DirtyCheckoutError, TuningError, ExecutorError) as exc:
         print(f"xrec: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # data errors carry their own clear message

@@ -393,6 +393,7 @@ class RunRecorder:
         self.started_at = _dt.datetime.now(_dt.timezone.utc)
         self._t0 = time.perf_counter()
         self._unit_seconds0, self._units_untimed0 = unit_seconds(), units_untimed()
+        self._executions0 = len(_EXECUTIONS)
         self.metrics: list[MetricRow] = []
         self.curves: dict[str, Any] = {}
         self.claims: list[Claim] = []
@@ -494,6 +495,7 @@ class RunRecorder:
             # units of work resumed from an interrupted run count with the time they took then
             "units_compute_s": round(unit_seconds() - self._unit_seconds0, 3),
             "units_untimed": units_untimed() - self._units_untimed0,
+            "execution": merged_execution(_EXECUTIONS[self._executions0:]),
             "timings_s": self.timings,
             "metrics": [dataclasses.asdict(m) for m in self.metrics],
             "claims": [dataclasses.asdict(c) for c in self.claims],
@@ -626,6 +628,31 @@ _UNITS_UNTIMED = 0
 
 def unit_seconds() -> float:
     return _UNIT_SECONDS
+
+
+#: how each :func:`xrec_core.executor.run_units` call of this process ran (a record states those since it started)
+_EXECUTIONS: list[dict[str, Any]] = []
+
+
+def note_execution(info: Mapping[str, Any]) -> None:
+    """Called by :func:`xrec_core.executor.run_units`: how one batch of units ran (executor, cluster, hosts)."""
+    _EXECUTIONS.append(dict(info))
+
+
+def merged_execution(batches: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """One run's execution from its batches of units: executor and address, units (all, computed now, failed),
+    the most workers and the cluster seen, and the units computed per host; ``serial`` without any batch."""
+    counts = ("units", "computed", "failed")
+    out: dict[str, Any] = {"executor": "serial", "address": "local", **dict.fromkeys(counts, 0), "workers": 0,
+                           "hosts": {}}
+    for batch in batches:
+        hosts = dict(out["hosts"])
+        for host, n in batch.get("hosts", {}).items():
+            hosts[host] = hosts.get(host, 0) + n
+        out.update({k: v for k, v in batch.items() if k not in (*counts, "workers", "hosts")},
+                   **{k: out[k] + batch.get(k, 0) for k in counts}, workers=max(out["workers"], batch.get("workers", 0)),
+                   hosts=hosts)
+    return out
 
 
 def units_untimed() -> int:

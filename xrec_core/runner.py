@@ -21,7 +21,8 @@ from .records import ALLOW_DIRTY_ENV, RECORD_MANIFEST_ENV, check_clean_checkout,
 log = logging.getLogger(__name__)
 
 #: parameters every notebook's ``parameters`` cell has.
-COMMON_PARAMETERS = ("dataset", "scale", "seed", "device", "data_dir", "results_dir", "n_threads")
+COMMON_PARAMETERS = ("dataset", "scale", "seed", "device", "data_dir", "results_dir", "n_threads", "executor",
+                     "ray_address")
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
 #: what a kernel whose output is streamed to the log gets: text progress bars, redrawn at most every 20 s
 STREAMED_KERNEL_ENV = {PROGRESS_ENV: "text", "TQDM_MININTERVAL": "20"}
@@ -69,14 +70,22 @@ def notebook_parameters(paper: Paper) -> dict[str, Any]:
 
 def validate_parameters(paper: Paper, scale: str, params: dict[str, Any],
                         data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """One-line errors for an unknown scale, dataset or parameter name, or a dataset that lacks a field the
-    chapter needs; returns ``params`` with ``dataset`` in its canonical form (a registry or derived name, or
+    """One-line errors for an unknown scale, dataset or parameter name, a dataset that lacks a field the
+    chapter needs, or an executor that cannot run (Ray missing, cluster unreachable); returns ``params`` with ``dataset`` in its canonical form (a registry or derived name, or
     a path relative to the data folder, never an absolute path).
     """
     valid = notebook_parameters(paper)
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)} for {paper.key}; valid: {', '.join(sorted(valid))}")
+    if "executor" in params or "ray_address" in params:
+        from .executor import check_executor
+
+        try:
+            check_executor(str(params.get("executor", valid.get("executor", "serial"))),
+                           str(params.get("ray_address") or "") or None)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     cfg_cls = paper.config_class()
     if scale not in cfg_cls.SCALES:
         raise ConfigError(f"Unknown scale {scale!r} for {paper.key}; valid: {', '.join(cfg_cls.SCALES)}")

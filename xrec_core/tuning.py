@@ -20,6 +20,14 @@ once) and write rarely (a trial lasts seconds to hours), which SQLite serves wit
 busy timeout (60 s here) instead of failing with "database is locked". Heartbeats mark a trial
 left running by a killed process as failed, so a resumed study does not count or wait on it.
 
+Trials in parallel: inside :func:`trials_in_parallel` (``xrec tune --executor ray``), :func:`tune`
+runs its trials in batches of Ray tasks that share the study's SQLite file (Optuna's RDB storage
+serves several processes; on a cluster of several machines the results folder must be on a
+file system they share). Trial ``i`` is still drawn by ``TPESampler(seed=seed + i)``; the trials
+of one batch see the study as it was when the batch started, so a study repeated with the same
+number of parallel trials draws the same parameters (pruning may still depend on which trial
+reports first).
+
 Optuna is imported lazily, so a model module can declare its space without importing it.
 """
 
@@ -28,11 +36,13 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .executor import Resources
 from .paths import results_root
 from .records import portable_path
 from .search_space import Categorical, Dimension, Float, Int, LogFloat, SearchSpace, describe_space, suggest  # noqa: F401
@@ -49,6 +59,46 @@ SQLITE_TIMEOUT_S = 60
 
 class TuningError(RuntimeError):
     """A study that cannot give a result (every trial failed, no study stored)."""
+
+
+@dataclass(frozen=True)
+class _TrialExecution:
+    executor: str = "serial"
+    address: str | None = None
+    resources: Resources = Resources()
+    parallel: int | None = None
+
+
+_TRIALS = _TrialExecution()
+
+
+@contextmanager
+def trials_in_parallel(executor: str = "ray", address: str | None = None, resources: Resources = Resources(),
+                       parallel: int | None = None) -> Iterator[None]:
+    """Within this block, :func:`tune` runs ``parallel`` trials at once as Ray tasks (``executor="ray"``).
+
+    Parameters
+    ----------
+    executor : {"serial", "ray"}
+        ``"serial"`` keeps one trial after another in this process.
+    address : str, optional
+        A running Ray cluster's head; default: a local Ray.
+    resources : Resources
+        What one trial asks Ray for (CPUs, GPUs).
+    parallel : int, optional
+        Trials at once; default: as many as the cluster's CPUs and GPUs fit.
+    """
+    from .executor import check_executor
+
+    global _TRIALS
+    check_executor(executor, address)
+    if parallel is not None and parallel < 1:
+        raise ValueError(f"parallel trials must be >= 1, got {parallel}")
+    saved, _TRIALS = _TRIALS, _TrialExecution(executor, address, resources, parallel)
+    try:
+        yield
+    finally:
+        _TRIALS = saved
 
 
 #: ``report(step, value)``: an intermediate validation value; raises ``optuna.TrialPruned`` to stop
@@ -173,6 +223,46 @@ def tune(paper: str, dataset: str, model: str, objective: Objective, *,
                           f"{study.direction.name.lower()}, not to {direction}")
     study.set_user_attr("seed", seed)
     study.set_user_attr("search_space", describe_space(space))
+    path = study_path(paper, dataset, results_dir, scale)
+    batch_size = _batch_size(_TRIALS)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    failures = 0
+    while _count(study, *finished) < n_trials:
+        # The next trial's seed counts the trials the objective decided (finished, or failed with an
+        # error) but not those an interruption or a killed process cut short: a continued study draws
+        # what an uninterrupted one does, and a failed draw is not drawn again. Trials run one after
+        # another (or in batches that see the study as it was when the batch started): a trial left
+        # running by a killed process must not steer the sampler (no constant liar).
+        decided = sum(t.state in finished or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+                      for t in study.get_trials(deepcopy=False))
+        batch = min(batch_size, n_trials - _count(study, *finished))
+        if _TRIALS.executor == "serial":
+            outcomes = [run_one_trial(study, objective, space, seed + decided)]
+        else:
+            from .executor import map_on_ray
+
+            outcomes, _ = map_on_ray(_trial_in_worker, [(str(path), model, direction, objective, space, seed + decided + i,
+                                                         n_startup_trials, n_warmup_steps) for i in range(batch)],
+                                     _TRIALS.resources, address=_TRIALS.address)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise TuningError(f"A trial of {model} on {dataset} could not run on Ray: {outcome}") from outcome
+            state, error = outcome
+            if state == TrialState.FAIL.name:
+                failures += 1
+                if failures >= n_trials:
+                    raise TuningError(f"All {failures} trials of {model} on {dataset} in a row failed; the last: {error}")
+            else:
+                failures = 0
+    if not _count(study, TrialState.COMPLETE):
+        raise TuningError(f"No trial of {model} on {dataset} completed: every one was pruned")
+    return TuneResult(best_params=dict(study.best_params), best_value=float(study.best_value),
+                      n_trials_done=_count(study, *finished), n_pruned=_count(study, TrialState.PRUNED))
+
+
+def _trial_function(objective: Objective, space: SearchSpace) -> Callable[["optuna.Trial"], float]:
+    """Optuna's objective: draw ``space``, run ``objective`` with a pruning ``report``, note its error."""
+    import optuna
 
     def run_trial(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -196,29 +286,47 @@ def tune(paper: str, dataset: str, model: str, objective: Objective, *,
             trial.set_user_attr("error", "the objective returned NaN")
         return value
 
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    return run_trial
+
+
+def run_one_trial(study: "optuna.Study", objective: Objective, space: SearchSpace, trial_seed: int) -> tuple[str, str | None]:
+    """One trial of ``study`` drawn by ``TPESampler(seed=trial_seed)``: its final state's name and its error."""
+    import optuna
+
     last: list[optuna.trial.FrozenTrial] = []
-    failures = 0
-    while _count(study, *finished) < n_trials:
-        # The next trial's seed counts the trials the objective decided (finished, or failed with an
-        # error) but not those an interruption or a killed process cut short: a continued study draws
-        # what an uninterrupted one does, and a failed draw is not drawn again. Trials run one after
-        # another: a trial left running by a killed process must not steer the sampler (no constant liar).
-        decided = sum(t.state in finished or (t.state == TrialState.FAIL and "error" in t.user_attrs)
-                      for t in study.get_trials(deepcopy=False))
-        study.sampler = optuna.samplers.TPESampler(seed=seed + decided, constant_liar=False)
-        study.optimize(run_trial, n_trials=1, catch=(Exception,), callbacks=[lambda _s, t: last.append(t)])
-        if last[-1].state == TrialState.FAIL:
-            failures += 1
-            if failures >= n_trials:
-                raise TuningError(f"All {failures} trials of {model} on {dataset} in a row failed; "
-                                  f"the last: {last[-1].user_attrs.get('error')}")
-        else:
-            failures = 0
-    if not _count(study, TrialState.COMPLETE):
-        raise TuningError(f"No trial of {model} on {dataset} completed: every one was pruned")
-    return TuneResult(best_params=dict(study.best_params), best_value=float(study.best_value),
-                      n_trials_done=_count(study, *finished), n_pruned=_count(study, TrialState.PRUNED))
+    study.sampler = optuna.samplers.TPESampler(seed=trial_seed, constant_liar=False)
+    study.optimize(_trial_function(objective, space), n_trials=1, catch=(Exception,),
+                   callbacks=[lambda _s, t: last.append(t)])
+    return last[-1].state.name, last[-1].user_attrs.get("error")
+
+
+def _trial_in_worker(path: str, model: str, direction: str, objective: Objective, space: SearchSpace, trial_seed: int,
+                     n_startup_trials: int, n_warmup_steps: int) -> tuple[str, str | None]:
+    """:func:`run_one_trial` in a Ray worker, on the study stored in the SQLite file ``path``."""
+    import optuna
+
+    study = optuna.create_study(storage=_storage(Path(path)), study_name=model, direction=direction, load_if_exists=True,
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
+                                                                   n_warmup_steps=n_warmup_steps))
+    return run_one_trial(study, objective, space, trial_seed)
+
+
+def _batch_size(trials: _TrialExecution) -> int:
+    """Trials per batch: one serially; on Ray the number asked for, else as many as the cluster fits."""
+    if trials.executor == "serial":
+        return 1
+    if trials.parallel:
+        return trials.parallel
+    import ray
+
+    from .executor import ray_init
+
+    ray_init(trials.address)
+    free = ray.cluster_resources()
+    fits = [free.get("CPU", 0.0) // max(trials.resources.cpus, 1e-9)]
+    if trials.resources.gpus:
+        fits.append(free.get("GPU", 0.0) // trials.resources.gpus)
+    return max(1, int(min(fits)))
 
 
 def best_params(paper: str, dataset: str, model: str, results_dir: str | Path | None = None,

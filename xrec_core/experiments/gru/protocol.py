@@ -237,43 +237,43 @@ def compute_unit(name: str, fold: Fold, data: GRUData, cfg: GRUConfig, pretraine
 
 def run_protocol(cfg: GRUConfig, data: GRUData, folds: list[Fold], store: UnitStore | None = None,
                  progress: bool = True, tuned: dict[str, dict[str, Any]] | None = None,
-                 compute=compute_unit) -> dict[str, dict[str, list[dict[str, Any]]]]:
+                 compute=compute_unit, executor: str = "serial",
+                 address: str | None = None) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Run every (scenario, fold, model) unit, resumably: ``{scenario: {model: [per-fold results]}}``.
 
     A unit that raises is logged and listed under ``results["crashed"]`` (``{unit key: error}``);
     its model then lacks that fold, which makes every claim naming it untestable.
 
     ``tuned`` maps a model to its tuning study's best parameters (they replace the config's values
-    for that model); ``compute`` computes one unit (tests pass a counting wrapper).
+    for that model); ``compute`` computes one unit (tests pass a counting wrapper). ``executor`` /
+    ``address``: where the units run (:func:`xrec_core.executor.run_units`).
     """
-    from ...progress import tqdm
+    from ...executor import Unit, run_units, unit_resources
 
     store = store or UnitStore(units_dir("gru", cfg), unit_fingerprint(cfg))
     models = testable_models(cfg, data)
-    cache: dict[int, np.ndarray | None] = {}
-
-    def pretrained(k: int) -> np.ndarray | None:  # CBOW only when a neural unit still has to train
-        if k not in cache:
-            cache[k] = pretrained_embeddings(data, cfg, k)
-        return cache[k]
-
-    units = [(f, m) for f in folds for m in models]
+    pairs = [(f, m) for f in folds for m in models]
     if cfg.baselines:
-        units += [(f, b) for f in folds if f.scenario == "warm" for b in BASELINES]
-    results: dict[str, Any] = {s: {} for s in SCENARIOS}
-    results["crashed"] = {}
-    for fold, name in tqdm(units, desc=f"gru {cfg.dataset}", disable=not progress):
+        pairs += [(f, b) for f in folds if f.scenario == "warm" for b in BASELINES]
+    planned = []
+    for fold, name in pairs:
         key = f"{fold.scenario}/fold{fold.index}/{name}"
         best = (tuned or {}).get(name)
         if best:  # tuned parameters are part of what the unit computed
             key += "/tuned-" + hashlib.sha256(json.dumps(best, sort_keys=True).encode()).hexdigest()[:8]
-        unit_cfg = with_tuned(cfg, name, best)
-        try:
-            res = store.run(key, lambda f=fold, n=name, c=unit_cfg: compute(n, f, data, c, pretrained))
-        except Exception as exc:  # noqa: BLE001 - a crashed unit makes the claims naming its model untestable
-            log.exception("%s crashed", key)
-            results["crashed"][key] = f"{type(exc).__name__}: {exc}"
-            continue
-        log.info("%s: Recall@50 %.4f HR@10 %.4f", key, res["recall50"], res["hr10"])
-        results[fold.scenario].setdefault(name, []).append(res)
+        planned.append((key, fold, name, with_tuned(cfg, name, best)))
+    # CBOW vectors once, here, and only when a neural unit still has to train (shared by every unit)
+    sizes = {c.k_gru if n.startswith("GRU") else c.k for key, _, n, c in planned if n in NEURAL and not store.done(key)}
+    pretrained = {k: pretrained_embeddings(data, cfg, k) for k in sorted(sizes)}.__getitem__
+    resources = unit_resources(cfg.n_threads, cfg.device)
+    units = [Unit(key, compute, (name, fold, data, unit_cfg, pretrained), resources)
+             for key, fold, name, unit_cfg in planned]
+    run = run_units(store, units, executor=executor, address=address, progress=progress, errors="collect")
+    results: dict[str, Any] = {s: {} for s in SCENARIOS}
+    results["crashed"] = dict(run.failed)
+    for key, fold, name, _ in planned:
+        if key in run.results:
+            res = run.results[key]
+            log.info("%s: Recall@50 %.4f HR@10 %.4f", key, res["recall50"], res["hr10"])
+            results[fold.scenario].setdefault(name, []).append(res)
     return results

@@ -367,69 +367,91 @@ class UnitNotFinished(LookupError):
     """A unit that ``finished_only`` asked not to compute."""
 
 
+def seeded_unit(seed: int, key: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` after seeding with ``seed``: one unit, which gives the same result in any process."""
+    from ...device import set_seed
+
+    set_seed(seed)
+    log.info("%s", key)
+    return fn(*args)
+
+
 def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool = True,
-                 folds: Sequence[int] | None = None) -> dict[str, Any]:
+                 folds: Sequence[int] | None = None, executor: str = "serial",
+                 address: str | None = None) -> dict[str, Any]:
     """Every fold x model group, resumable (one :class:`UnitStore` unit per fold and group).
 
     ``folds`` picks fold indices to run (default: the first ``cfg.folds_run``); separate processes
     can work on different folds of one run, sharing the finished units. Returns ``{"folds": [...],
     "failed": {baseline: error}, "unfinished": [unit keys]}``; each fold holds ``lambda``, ``MT``
     (:func:`run_mt_fold`), ``ablations``, ``rating`` and ``text`` (per baseline: its unit's result).
+
+    ``executor`` / ``address``: where the units run (:func:`xrec_core.executor.run_units`). Serially
+    the folds run one after another (one fold's data in memory at a time); on Ray every fold's units
+    are sent at once: first each fold's lambda (MT needs it), then MT and every baseline.
     """
-    from ...device import set_seed, set_threads
-    from ...progress import tqdm
+    from ...device import set_threads
+    from ...executor import Unit, run_units, unit_resources
 
     set_threads(cfg.n_threads)
     corpus = load_corpus(cfg) if corpus is None else corpus
     tuned = {name: params for name in TUNED_MODELS if (params := tuned_params(cfg, name))}
     store = UnitStore(units_dir(PAPER_KEY, cfg), {**unit_config(cfg), **({"tuned": tuned} if tuned else {})})
+    resources = unit_resources(cfg.n_threads, cfg.device)
     done: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     unfinished: list[str] = []
-    for k in tqdm(range(cfg.folds_run) if folds is None else folds, desc=f"MT folds ({cfg.dataset})", disable=not progress):
-        fold = fold_data(corpus, k, cfg)
+    ks = list(range(cfg.folds_run) if folds is None else folds)
 
-        def unit(key: str, fn: Callable[[], Any]) -> Any:
-            if cfg.finished_only and not store.done(f"fold{k}/{key}"):
-                raise UnitNotFinished(f"fold{k}/{key}")
+    def runnable(key: str) -> bool:
+        if cfg.finished_only and not store.done(key):
+            unfinished.append(key)
+            return False
+        return True
 
-            def compute() -> Any:
-                set_seed(cfg.seed + k)
-                log.info("fold %d: %s", k, key)
-                return fn()
-            return store.run(f"fold{k}/{key}", compute)
+    for batch in ([[k] for k in ks] if executor == "serial" else [ks]):
+        fold = {k: fold_data(corpus, k, cfg) for k in batch}
+        lambdas = [Unit(f"fold{k}/lambda", seeded_unit, (cfg.seed + k, f"fold{k}/lambda", tune_lambda, cfg, fold[k]),
+                        resources) for k in batch if runnable(f"fold{k}/lambda")]
+        lam = {int(key.split("/")[0].removeprefix("fold")): value for key, value in
+               run_units(store, lambdas, executor=executor, address=address, progress=progress).results.items()}
+        units: list[Unit] = []
+        for k in [k for k in batch if k in lam and runnable(f"fold{k}/MT")]:
+            def unit(name: str, fn: Callable[..., Any], *args: Any) -> None:
+                if runnable(f"fold{k}/{name}"):
+                    units.append(Unit(f"fold{k}/{name}", seeded_unit, (cfg.seed + k, f"fold{k}/{name}", fn, *args),
+                                      resources))
 
-        try:
-            lam = unit("lambda", lambda: tune_lambda(cfg, fold))
-            res: dict[str, Any] = {"fold": k, "n_train": len(fold.fit_rows), "n_valid": len(fold.valid),
-                                   "n_test": len(fold.test), "lambda": lam,
-                                   "MT": unit("MT", lambda: run_mt_fold(cfg, corpus, fold, with_extras=(k == 0), lam=lam))}
-        except UnitNotFinished as exc:
-            unfinished.append(str(exc))
-            continue
-        res["ablations"], res["rating"], res["text"] = {}, {}, {}
+            unit("MT", run_mt_fold, cfg, corpus, fold[k], k == 0, lam[k])
+            for name in ("MT-encoder", "MT-decoder") if cfg.ablations else ():
+                unit(name, run_ablation_fold, cfg, corpus, fold[k], name, lam[k])
+            unit("simple-baselines", run_simple_baselines_fold, cfg, fold[k])
+            for name in cfg.rating_baselines:
+                unit(name, run_rating_baseline_fold, cfg, corpus, fold[k], name)
+            for name in (*cfg.lm_baselines, *(("Opinosis",) if cfg.opinosis else ())):
+                unit(name, run_text_baseline_fold, cfg, corpus, fold[k], name)
+        run = run_units(store, units, executor=executor, address=address, progress=progress, errors="collect")
+        for k in [k for k in batch if f"fold{k}/MT" in run.results]:
+            def result(name: str) -> Any:
+                """A baseline's result; one that failed is reported, not fatal, and is retried by the next
+                (resumed) run since nothing is stored for it."""
+                key = f"fold{k}/{name}"
+                if key in run.failed:
+                    log.error("%s failed on fold %d: %s", name, k, run.failed[key])
+                    failed[name] = run.failed[key]
+                return run.results.get(key)
 
-        def baseline(name: str, fn: Callable[[], Any]) -> Any:
-            """A baseline unit; one that fails is reported, not fatal, and is retried by the next
-            (resumed) run since nothing is stored for it."""
-            try:
-                return unit(name, fn)
-            except UnitNotFinished as exc:
-                unfinished.append(str(exc))
-            except Exception as exc:  # noqa: BLE001 - a baseline must not sink the MT run
-                log.exception("%s failed on fold %d", name, k)
-                failed[name] = f"{type(exc).__name__}: {exc}"
-            return None
-
-        if cfg.ablations:
-            for name in ("MT-encoder", "MT-decoder"):
-                res["ablations"][name] = baseline(name, lambda: run_ablation_fold(cfg, corpus, fold, name, lam))
-        res["rating"]["simple"] = baseline("simple-baselines", lambda: run_simple_baselines_fold(cfg, fold))
-        for name in cfg.rating_baselines:
-            res["rating"][name] = baseline(name, lambda: run_rating_baseline_fold(cfg, corpus, fold, name))
-        for name in (*cfg.lm_baselines, *(("Opinosis",) if cfg.opinosis else ())):
-            res["text"][name] = baseline(name, lambda: run_text_baseline_fold(cfg, corpus, fold, name))
-        done.append(res)
+            done.append({"fold": k, "n_train": len(fold[k].fit_rows), "n_valid": len(fold[k].valid),
+                         "n_test": len(fold[k].test), "lambda": lam[k], "MT": run.results[f"fold{k}/MT"],
+                         "ablations": {name: result(name) for name in ("MT-encoder", "MT-decoder") if cfg.ablations},
+                         "rating": {"simple": result("simple-baselines"),
+                                    **{name: result(name) for name in cfg.rating_baselines}},
+                         "text": {name: result(name) for name in
+                                  (*cfg.lm_baselines, *(("Opinosis",) if cfg.opinosis else ()))}})
+        mt_failed = {key: error for key, error in run.failed.items() if key.endswith("/MT")}
+        if mt_failed:  # MT is the chapter: without it there is nothing to report
+            key, error = next(iter(mt_failed.items()))
+            raise RuntimeError(f"{key} failed: {error}")
     if not done:
         raise RuntimeError(f"no fold of {cfg.dataset} has a finished MT unit; run without finished_only first")
     return {"folds": done, "failed": failed, "unfinished": unfinished}

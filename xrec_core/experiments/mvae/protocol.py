@@ -118,8 +118,27 @@ def anneal_start(cfg: MVAEConfig, nokl: Mapping[str, Any] | None, steps_per_epoc
     return 0.5 * nokl["curve"]["best_epoch"] * steps_per_epoch
 
 
+def neural_unit(name: str, n_users: int, n_items: int, spec: TextSpec, enc: Mapping[str, EncodedSplit], cfg: MVAEConfig,
+                split: int, tuned: Mapping[str, Any] | None, a0: float | None) -> dict[str, Any]:
+    """One (split, generator) unit: train on the split's training part, write for its test part."""
+    from ...device import set_seed
+
+    set_seed(cfg.seed + split)
+    model = build_generator(name, n_users, n_items, spec, cfg, split, tuned, anneal_a0=a0)
+    model.fit(enc["train"], enc["valid"])
+    return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": model.curve.as_dict(),
+            "train_nll": model.train_nll, "n_params": n_parameters(model), "anneal_a0": a0}
+
+
+def retrieval_unit(enc: Mapping[str, EncodedSplit]) -> dict[str, Any]:
+    """The retrieval baseline on one split (no training loop, no curve)."""
+    model = registry.build(RETRIEVAL).fit(enc["train"], enc["valid"])
+    return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": {}, "train_nll": [], "n_params": 0}
+
+
 def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStore,
-              tuned: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+              tuned: Mapping[str, Mapping[str, Any]] | None = None, executor: str = "serial",
+              address: str | None = None) -> dict[str, Any]:
     """Train and evaluate every model on split ``split``; one UnitStore unit per model.
 
     Returns ``{"split", "test_rows", "train_rows", "n_valid", "vocab_size", "references",
@@ -128,38 +147,72 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
     baseline). A model that raises is left out of ``models`` and named in ``crashed`` (its unit is
     not stored, so a rerun tries it again); the claims naming it become untestable.
     """
-    from ...device import set_seed
-    from ...progress import tqdm
+    return run_splits(exp, [split], cfg, store, tuned, executor=executor, address=address)[0][0]
+
+
+def run_splits(exp: ExplanationData, splits: Sequence[int], cfg: MVAEConfig, store: UnitStore,
+               tuned: Mapping[str, Mapping[str, Any]] | None = None, *, with_fig4: bool = False,
+               executor: str = "serial", address: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`run_split` of every split in ``splits`` (and, ``with_fig4``, its :func:`figure4`), with every
+    unit sent to ``executor`` at once (:func:`xrec_core.executor.run_units`).
+
+    An annealed variant whose a0 comes from MVAE-NoKL of the same split (``anneal_a0 = -1``) runs
+    after that unit, in a second batch.
+    """
+    from ...executor import Unit, run_units, unit_resources
 
     tuned = tuned or {}
-    parts, vocab, enc = encode_split(exp, split, cfg)
+    resources = unit_resources(cfg.n_threads, cfg.device)
+    names = [RETRIEVAL, *cfg.model_list]
+    prepared = {s: encode_split(exp, s, cfg) for s in splits}
+    keys: dict[tuple[int, str], str] = {}
+
+    def unit(s: int, name: str, a0: float | None) -> Unit:
+        key = keys[s, name] = unit_key(s, name, tuned.get(name)) + ("" if a0 is None else f"@a0={a0:g}")
+        _, vocab, enc = prepared[s]
+        if name == RETRIEVAL:
+            return Unit(key, retrieval_unit, (enc,), resources)
+        return Unit(key, neural_unit, (name, exp.n_users, exp.n_items, vocab.spec, enc, cfg, s, tuned.get(name), a0),
+                    resources)
+
+    def after_nokl(name: str) -> bool:
+        """Eq. 11's a0 of ``name`` is read from the NoKL unit run before it: it is part of the unit's key."""
+        return (name in ANNEALED and cfg.anneal_a0 < 0 and "MVAE-NoKL" in names
+                and names.index("MVAE-NoKL") < names.index(name))
+
+    first = [unit(s, n, anneal_start(cfg, None, 0) if n in ANNEALED else None)
+             for s in splits for n in names if not after_nokl(n)]
+    fig4 = [Unit(f"split{s}/fig4", figure4, (exp, s, cfg), resources) for s in splits] if with_fig4 else []
+    run = run_units(store, first + fig4, executor=executor, address=address, errors="collect")
+    results: dict[str, Any] = dict(run.results)
+    failed: dict[str, str] = dict(run.failed)
+    if any(u.key in failed for u in fig4):
+        raise RuntimeError(f"Fig. 4 failed: {next(failed[u.key] for u in fig4 if u.key in failed)}")
+    second = []
+    for s in splits:
+        steps_per_epoch = math.ceil(len(prepared[s][2]["train"]) / cfg.batch_size)
+        nokl = results.get(keys.get((s, "MVAE-NoKL"), ""))
+        second += [unit(s, n, anneal_start(cfg, nokl, steps_per_epoch)) for n in names if after_nokl(n)]
+    if second:
+        run = run_units(store, second, executor=executor, address=address, errors="collect")
+        results.update(run.results)
+        failed.update(run.failed)
+    out = []
+    for s in splits:
+        models = {n: results[keys[s, n]] for n in names if keys[s, n] in results}
+        crashed = {n: failed[keys[s, n]][:300] for n in names if keys[s, n] in failed}
+        for name, error in crashed.items():
+            log.error("split %d: %s crashed: %s", s, name, error)
+        out.append(_evaluate_split(exp, s, cfg, store, prepared[s], models, crashed))
+    return out, [results[u.key] for u in fig4]
+
+
+def _evaluate_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStore,
+                    prepared: tuple[dict[str, np.ndarray], Vocab, dict[str, EncodedSplit]], results: dict[str, Any],
+                    crashed: dict[str, str]) -> dict[str, Any]:
+    """The metrics of every model that finished on ``split`` (METEOR once for all of them: one JVM)."""
+    parts, vocab, enc = prepared
     refs = enc["test"].tokens
-    steps_per_epoch = math.ceil(len(enc["train"]) / cfg.batch_size)
-    results: dict[str, Any] = {}
-    crashed: dict[str, str] = {}
-
-    def neural(name: str, a0: float | None) -> dict[str, Any]:
-        set_seed(cfg.seed + split)
-        model = build_generator(name, exp.n_users, exp.n_items, vocab.spec, cfg, split, tuned.get(name), anneal_a0=a0)
-        model.fit(enc["train"], enc["valid"])
-        return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": model.curve.as_dict(),
-                "train_nll": model.train_nll, "n_params": n_parameters(model), "anneal_a0": a0}
-
-    def retrieval() -> dict[str, Any]:
-        model = registry.build(RETRIEVAL).fit(enc["train"], enc["valid"])
-        return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": {}, "train_nll": [], "n_params": 0}
-
-    for name in tqdm([RETRIEVAL, *cfg.model_list], desc=f"split {split}: models"):
-        # Eq. 11's a0 of the annealed variants depends on the NoKL unit run before them: it is part of their key
-        a0 = anneal_start(cfg, results.get("MVAE-NoKL"), steps_per_epoch) if name in ANNEALED else None
-        fn = retrieval if name == RETRIEVAL else (lambda name=name, a0=a0: neural(name, a0))
-        key = unit_key(split, name, tuned.get(name)) + ("" if a0 is None else f"@a0={a0:g}")
-        try:
-            results[name] = store.run(key, fn)
-        except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others; it is recorded
-            log.exception("split %d: %s crashed", split, name)
-            crashed[name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-    # METEOR once for all models of the split (one JVM), then every other metric per model
     names = list(results)
     pairs_idx = np.arange(len(refs))
     if cfg.meteor_max_pairs and len(refs) > cfg.meteor_max_pairs:
@@ -196,11 +249,11 @@ def _nonempty(tokens: Sequence[str]) -> list[str]:
 
 
 def run_all(exp: ExplanationData, cfg: MVAEConfig, store: UnitStore,
-            tuned: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every split's results and every split's Fig. 4 experiment (the notebook's one call)."""
-    splits = [run_split(exp, s, cfg, store, tuned) for s in range(cfg.n_splits)]
-    fig4 = [store.run(f"split{s}/fig4", lambda s=s: figure4(exp, s, cfg)) for s in range(cfg.n_splits)]
-    return splits, fig4
+            tuned: Mapping[str, Mapping[str, Any]] | None = None, executor: str = "serial",
+            address: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every split's results and every split's Fig. 4 experiment (the notebook's one call); ``executor`` /
+    ``address``: where the units run (:func:`xrec_core.executor.run_units`)."""
+    return run_splits(exp, range(cfg.n_splits), cfg, store, tuned, with_fig4=True, executor=executor, address=address)
 
 
 # ============================================================================ Fig. 4 and Fig. 5 helpers

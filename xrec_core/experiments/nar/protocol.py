@@ -144,16 +144,26 @@ def run_model(name: str, data: NARData, cfg: NARConfig, seed: int, params: dict[
     return out
 
 
+def seeded_unit(name: str, data: NARData, cfg: NARConfig, seed: int, params: dict[str, Any] | None) -> dict[str, Any]:
+    """One (seed, model) unit, seeded by itself so that it gives the same result in any process."""
+    from ...device import set_seed
+
+    set_seed(seed)
+    log.info("seed %d: %s", seed, name)
+    return run_model(name, data, cfg, seed, params)
+
+
 def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path | None = None,
-                 data: NARData | None = None) -> dict[str, Any]:
+                 data: NARData | None = None, executor: str = "serial", address: str | None = None) -> dict[str, Any]:
     """All models x seeds (resumable: one unit per (seed, model)); fills the recorder; returns the results.
 
     ``data``, when given, is the prepared split of the first seed (``prepare(cfg, cfg.seed)``). A
     unit that raises is logged, noted in the record and left out (its model's claims become
-    untestable); the other units still run.
+    untestable); the other units still run. ``executor`` / ``address``: where the units run
+    (:func:`xrec_core.executor.run_units`; ``"ray"`` spreads them over a local Ray or the cluster at ``address``).
     """
-    from ...device import set_seed, set_threads
-    from ...progress import tqdm
+    from ...device import set_threads
+    from ...executor import Unit, run_units, unit_resources
     from .report import record_results
 
     set_threads(cfg.n_threads)
@@ -161,29 +171,20 @@ def run_protocol(cfg: NARConfig, recorder: RunRecorder, units_root: str | Path |
     # the tuned values decide what a unit computes: they are part of its fingerprint
     store = unit_store(PAPER, asdict(cfg) | {"tuned": tuned}, units_root or units_dir(PAPER, cfg))
     models = PAPER_MODELS + EXTRA_MODELS
-    results: dict[str, list[dict[str, Any] | None]] = {m: [] for m in models}
-    crashed: list[str] = []
-    data0, mentions = data, None
-    for s in range(cfg.n_seeds):
-        seed = cfg.seed + s
-        if s == 0 and data0 is not None:
-            data = data0
-        else:
-            mentions = mentions or reviews_with_mentions(cfg)
-            data = prepare(cfg, seed, mentions)
-            data0 = data0 or data
-        for name in tqdm(models, desc=f"seed {seed}", disable=not cfg.progress):
-            set_seed(seed)
-            log.info("seed %d: %s", seed, name)
-            try:
-                results[name].append(store.run(f"seed{seed}/{name}",
-                                               lambda: run_model(name, data, cfg, seed, tuned.get(name))))
-            except Exception as exc:  # a crashed unit is reported, never silently dropped
-                log.exception("seed %d: %s crashed", seed, name)
-                crashed.append(f"{name} (seed {seed}): {type(exc).__name__}: {exc}")
-                results[name].append(None)
-    for line in crashed:
-        recorder.note(f"crashed: {line}; its rows and the claims naming it are missing or untestable")
+    seeds = [cfg.seed + s for s in range(cfg.n_seeds)]
+    mentions = reviews_with_mentions(cfg) if cfg.n_seeds > 1 or data is None else None
+    split = {seed: data if s == 0 and data is not None else prepare(cfg, seed, mentions) for s, seed in enumerate(seeds)}
+    resources = unit_resources(cfg.n_threads, cfg.device)
+    units = [Unit(f"seed{seed}/{name}", seeded_unit, (name, split[seed], cfg, seed, tuned.get(name)), resources)
+             for seed in seeds for name in models]
+    run = run_units(store, units, executor=executor, address=address, progress=cfg.progress, errors="collect")
+    results: dict[str, list[dict[str, Any] | None]] = {m: [run.results.get(f"seed{seed}/{m}") for seed in seeds]
+                                                       for m in models}
+    for key, error in run.failed.items():  # a crashed unit is reported, never silently dropped
+        seed, name = key.split("/", 1)
+        recorder.note(f"crashed: {name} (seed {seed.removeprefix('seed')}): {error}; its rows and the claims naming it "
+                      "are missing or untestable")
+    data0 = split[cfg.seed]
     recorder.add_data_files(data0.files)
     _record_tuning(recorder, cfg, tuned)
     figures = record_results(recorder, results, data0, cfg)

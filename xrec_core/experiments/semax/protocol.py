@@ -154,57 +154,70 @@ class SemaxRun:
     crashed: dict[str, str] = field(default_factory=dict)
 
 
-def run_models(cfg: SemaxConfig, data: SemaxData, store: UnitStore,
-               compute: Callable[..., UnitResult] = train_eval) -> tuple[dict[str, list[UnitResult]], dict[str, str]]:
+def run_models(cfg: SemaxConfig, data: SemaxData, store: UnitStore, compute: Callable[..., UnitResult] = train_eval,
+               executor: str = "serial", address: str | None = None) -> tuple[dict[str, list[UnitResult]], dict[str, str]]:
     """Every model of ``cfg.models`` with every seed (one resumable unit each), then the simple baselines.
 
-    A model that raises is logged and left out (``crashed[name]`` holds the error); the claims
-    naming it become untestable and the record notes the missing rows.
+    A model that raises on any seed is logged and left out (``crashed[name]`` holds the error); the
+    claims naming it become untestable and the record notes the missing rows. ``executor`` /
+    ``address``: where the units run (:func:`xrec_core.executor.run_units`).
     """
-    from ...progress import tqdm
+    from ...executor import Unit, run_units, unit_resources
 
-    results: dict[str, list[UnitResult]] = {}
-    crashed: dict[str, str] = {}
     tuned = {name: tuned_params(cfg, name) for name in (*cfg.models, *TUNED_BASELINES)}
-    jobs = [(name, s) for name in cfg.models for s in cfg.seeds()]
-    for name, s in tqdm(jobs, desc="SEMAX units", disable=not cfg.progress):
-        if name in crashed:
-            continue
-        ckpt = str(store.root / f"SEMAX__seed{s}.pt") if name == "SEMAX" and s == cfg.seed else None
-        log.info("SEMAX chapter: %s seed %d on %s", name, s, cfg.dataset)
-        try:
-            results.setdefault(name, []).append(store.run(
-                f"model/{name}/seed{s}{_tuned_suffix(tuned[name])}",
-                lambda: compute(name, cfg, data, s, checkpoint=ckpt, tuned=tuned[name])))
-        except Exception as err:  # a crashed model must not take the run down; its claims become untestable
-            log.exception("%s seed %d crashed", name, s)
-            crashed[name] = f"{type(err).__name__}: {err}"
-            results.pop(name, None)
+    resources = unit_resources(cfg.n_threads, cfg.device)
+    keys = {(name, s): f"model/{name}/seed{s}{_tuned_suffix(tuned[name])}" for name in cfg.models for s in cfg.seeds()}
+    units = [Unit(key, compute, (name, cfg, data, s), resources, {
+        "checkpoint": str(store.root / f"SEMAX__seed{s}.pt") if name == "SEMAX" and s == cfg.seed else None,
+        "tuned": tuned[name]}) for (name, s), key in keys.items()]
     if cfg.simple_baselines:
         base = {name: tuned[name] for name in TUNED_BASELINES}
         suffix = _tuned_suffix({k: v for k, v in base.items() if v})
-        for s in cfg.seeds():
-            for name, res in store.run(f"baselines/seed{s}{suffix}", lambda: fit_simple_baselines(cfg, data, s, base)).items():
-                results.setdefault(name, []).append(res)
+        units += [Unit(f"baselines/seed{s}{suffix}", fit_simple_baselines, (cfg, data, s, base), resources)
+                  for s in cfg.seeds()]
+    run = run_units(store, units, executor=executor, address=address, progress=cfg.progress, errors="collect")
+    results: dict[str, list[UnitResult]] = {}
+    crashed: dict[str, str] = {}
+    for (name, s), key in keys.items():
+        if key in run.failed:  # a crashed model must not take the run down; its claims become untestable
+            log.error("%s seed %d crashed: %s", name, s, run.failed[key])
+            crashed.setdefault(name, run.failed[key])
+        elif name not in crashed:
+            results.setdefault(name, []).append(run.results[key])
+    for name in crashed:
+        results.pop(name, None)
+    for unit in units[len(keys):]:
+        if unit.key in run.failed:
+            raise RuntimeError(f"{unit.key} failed: {run.failed[unit.key]}")
+        for name, res in run.results[unit.key].items():
+            results.setdefault(name, []).append(res)
     return results, crashed
 
 
 def run_beta_sweep(cfg: SemaxConfig, data: SemaxData, store: UnitStore, main: dict[str, list[UnitResult]],
-                   compute: Callable[..., UnitResult] = train_eval) -> dict[float, list[UnitResult]]:
+                   compute: Callable[..., UnitResult] = train_eval, executor: str = "serial",
+                   address: str | None = None) -> dict[float, list[UnitResult]]:
     """Figure 6: SEMAX's test error for every ``beta`` of ``cfg.beta_grid`` (``beta_seeds`` seeds each).
 
     The units of the config's own ``beta`` are the main run's SEMAX units, reused.
     """
-    out: dict[float, list[UnitResult]] = {}
+    from ...executor import Unit, run_units, unit_resources
+
     tuned = tuned_params(cfg, "SEMAX")
+    resources = unit_resources(cfg.n_threads, cfg.device)
+    plan: list[tuple[float, UnitResult | Unit]] = []
     for b in cfg.beta_grid:
         for k, s in enumerate(cfg.seeds(cfg.beta_seeds)):
             if abs(b - cfg.beta) < 1e-12 and k < len(main.get("SEMAX", [])):
-                res = main["SEMAX"][k]
+                plan.append((float(b), main["SEMAX"][k]))
             else:
-                res = store.run(f"beta/{b:g}/seed{s}{_tuned_suffix(tuned)}",
-                                lambda: compute("SEMAX", cfg, data, s, beta=b, tuned=tuned))
-            out.setdefault(float(b), []).append(res)
+                plan.append((float(b), Unit(f"beta/{b:g}/seed{s}{_tuned_suffix(tuned)}", compute,
+                                            ("SEMAX", cfg, data, s), resources, {"beta": b, "tuned": tuned})))
+    run = run_units(store, [u for _, u in plan if isinstance(u, Unit)], executor=executor, address=address,
+                    progress=cfg.progress)
+    out: dict[float, list[UnitResult]] = {}
+    for b, item in plan:
+        out.setdefault(b, []).append(run.results[item.key] if isinstance(item, Unit) else item)
     return out
 
 
@@ -253,14 +266,20 @@ def tune_models(cfg: SemaxConfig, models: Sequence[str] | None = None, n_trials:
     return out
 
 
-def run_all(cfg: SemaxConfig, data: SemaxData | None = None, compute: Callable[..., UnitResult] = train_eval) -> SemaxRun:
-    """Data, every model x seed, the simple baselines and the beta sweep, resumable through the unit store."""
+def run_all(cfg: SemaxConfig, data: SemaxData | None = None, compute: Callable[..., UnitResult] = train_eval,
+            executor: str = "serial", address: str | None = None) -> SemaxRun:
+    """Data, every model x seed, the simple baselines and the beta sweep, resumable through the unit store.
+
+    ``executor`` / ``address``: where the units run (:func:`xrec_core.executor.run_units`). A unit
+    writes the SEMAX checkpoint of the first seed into the unit store's folder: on a cluster that
+    folder must be on a file system the workers share for the attention view to find it.
+    """
     data = load_data(cfg) if data is None else data
     store = semax_store(cfg)
-    results, crashed = run_models(cfg, data, store, compute)
+    results, crashed = run_models(cfg, data, store, compute, executor=executor, address=address)
     sweep = None
     if cfg.beta_grid and "SEMAX" in results:
-        sweep = run_beta_sweep(cfg, data, store, results, compute)
+        sweep = run_beta_sweep(cfg, data, store, results, compute, executor=executor, address=address)
     return SemaxRun(data=data, results=results, sweep=sweep, crashed=crashed)
 
 
