@@ -41,10 +41,11 @@ Choices where the paper is silent or ambiguous (stated in the chapter too):
   (:func:`~xrec_core.models.explain.common.projected_token_nll`), the same sums as projecting every
   position and masking the padding.
 
-On the chapter's Musical Instruments split (``full`` preset) this model suffers posterior collapse
-within its first epoch: the KL between recognition and prior falls to 0.01 nats or less per scale,
-the posterior means stop depending on the sentence, and the decoder's prefix stops depending on the
-user and item (see the chapter's "Did every model learn?" section for the numbers).
+On the chapter's Musical Instruments split (``full`` preset) the reconstruction network learns,
+within the first one or two epochs, to give the decoder the same prefix for every user and item
+(posterior collapse on the recognition side: KL to the prior 0.01 nats or less per scale), with or
+without the recognition network (NoRN too); the decoder then ignores the prefix. The chapter's
+"Did every model learn?" section has the numbers.
 """
 
 from __future__ import annotations
