@@ -26,7 +26,8 @@ from torch.nn import functional as F
 
 from ...search_space import Categorical, Float, LogFloat
 from ..registry import GENERATION, register
-from .common import ExplanationBatch, ExplanationGenerator, SinusoidalPositions, TextSpec, TrainingSettings, token_nll
+from .common import (ExplanationBatch, ExplanationGenerator, SinusoidalPositions, TextSpec, TrainingSettings,
+                     projected_token_nll)
 
 #: PETER's ``initrange``: uniform(-0.1, 0.1) start of the embeddings, the output layer and the rating MLP
 INIT_RANGE = 0.1
@@ -86,7 +87,7 @@ class PETER(ExplanationGenerator):
     def loss(self, batch: ExplanationBatch) -> dict[str, torch.Tensor]:
         tokens, target = batch.seq[:, :-1], batch.seq[:, 1:]
         h = self._hidden(batch, tokens)
-        nll_sum, n_tok = token_nll(self.out(h[:, 2:]), target, self.spec.pad_id)
+        nll_sum, n_tok = projected_token_nll(h[:, 2:], target, self.out.weight, self.out.bias, self.spec.pad_id)
         nll = nll_sum.sum() / n_tok.sum()
         ctx_logp = F.log_softmax(self.out(h[:, 1]), -1)  # (B, V): context prediction from position 1
         ctx = -(ctx_logp.gather(1, target) * (target != self.spec.pad_id)).sum() / n_tok.sum()
