@@ -31,6 +31,13 @@ def test_one_sentence_for_every_pair_fails():
     assert not generator_diversity("Att2Seq", "d", ["", "x"])[1].passed
 
 
+def test_one_sentence_fails_on_few_pairs_and_two_pass():
+    one = generator_diversity("Att2Seq", "d", ["gift gift"] * 65)[0]
+    assert one.value == pytest.approx(1 / 65) and one.value > 0.01 and one.floor == pytest.approx(2 / 65) and not one.passed
+    assert generator_diversity("Att2Seq", "d", ["gift gift"] * 64 + ["gift"])[0].passed
+    assert generator_diversity("MVAE", "d", [f"s{i % 7}" for i in range(700)])[0].floor == 0.01
+
+
 def test_above_chance_is_an_exact_binomial_test():
     check = above_chance("D", "d", 60, 100)
     p = sum(stats.binom.pmf(k, 100, 0.5) for k in range(60, 101))

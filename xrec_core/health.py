@@ -77,9 +77,15 @@ def unique_sentence_ratio(texts: Sequence[str]) -> float:
 
 def generator_diversity(model: str, dataset: str, texts: Sequence[str],
                         floor: float = UNIQUE_SENTENCE_FLOOR) -> list[HealthCheck]:
-    """Two checks of a text generator's test outputs: enough distinct sentences, no empty ones."""
+    """Two checks of a text generator's test outputs: enough distinct sentences, no empty ones.
+
+    The ratio's floor is ``floor`` but at least two distinct sentences (``2 / len(texts)``), so that
+    one sentence for every pair fails however few the pairs (on 65 test pairs one sentence is a
+    ratio of 0.015, above 0.01).
+    """
     ratio = unique_sentence_ratio(texts)
     empty = sum(1 for t in texts if not t.strip())
+    floor = max(floor, 2 / len(texts)) if len(texts) else floor
     return [
         HealthCheck(model, dataset, "unique-sentence ratio", ratio, floor, bool(ratio >= floor),
                     f"{len({t.strip() for t in texts})} distinct of {len(texts)}"),
