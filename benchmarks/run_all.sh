@@ -34,6 +34,8 @@ BENCHMARKS=(
     "benchmarks/bench_semax.py --scale full --threads 1"
     "benchmarks/bench_data.py --n-reviews 5000000 --threads 1"
 )
+# measures 1 against 2 Ray workers, so it runs on every core (not pinned)
+UNPINNED=("benchmarks/bench_executor.py --scale full")
 
 load1() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0; }
 above() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
@@ -45,6 +47,7 @@ fi
 
 if [ "$DRY_RUN" = 1 ]; then
     for b in "${BENCHMARKS[@]}"; do echo "${PIN[*]} $PYTHON $b"; done
+    for b in "${UNPINNED[@]}"; do echo "$PYTHON $b"; done
     echo "bash benchmarks/gpu.sh (only where torch sees a CUDA device)"
     exit 0
 fi
@@ -70,6 +73,11 @@ for b in "${BENCHMARKS[@]}"; do
     echo "run_all.sh: $b (load average $(load1))"
     # shellcheck disable=SC2086
     "${PIN[@]}" "$PYTHON" $b
+done
+for b in "${UNPINNED[@]}"; do
+    echo "run_all.sh: $b (load average $(load1))"
+    # shellcheck disable=SC2086
+    "$PYTHON" $b
 done
 if "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     bash benchmarks/gpu.sh
