@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from xrec_core.experiments import nar
 from xrec_core.records import MetricRow, RunRecorder
@@ -34,30 +33,6 @@ from _record import BenchRecorder, Clock  # noqa: E402
 
 #: wall-clock fields of a unit's result (they differ between any two runs)
 TIMING_FIELDS = ("fit_s", "examples_per_s", "seconds")
-
-
-def synthetic_data(n_users: int = 60, n_items: int = 40, n_features: int = 8, seed: int = 0) -> nar.NARData:
-    """Popularity-skewed positives (8 per user), random features, a 4:1 split per user, 10 candidates each."""
-    import pandas as pd
-    import scipy.sparse as sp
-
-    from xrec_core.data.splits import per_user_holdout, sample_candidates
-
-    rng = np.random.default_rng(seed)
-    pop = rng.random(n_items) ** 3
-    positives = [np.unique(rng.choice(n_items, size=8, replace=False, p=pop / pop.sum())) for _ in range(n_users)]
-    train_lists, test, kept = per_user_holdout(positives, 0.8, 5, seed)
-    lists = list(positives)
-    for u, t in zip(kept, train_lists):
-        lists[u] = t
-    rows = np.repeat(np.arange(n_users), [len(x) for x in lists])
-    train = sp.csr_matrix((np.ones(len(rows)), (rows, np.concatenate(lists))), shape=(n_users, n_items))
-    candidates = sample_candidates([positives[u] for u in kept], n_items, n=10, seed=seed)
-    truth = [np.sort(rng.choice(n_features, size=3, replace=False)) for _ in range(n_users)]
-    return nar.NARData(n_users, n_items, [f"w{k}" for k in range(n_features)],
-                       rng.random((n_users, n_features)).astype(np.float32),
-                       rng.random((n_items, n_features)).astype(np.float32), train, kept, test, candidates, truth,
-                       pd.DataFrame(), [])
 
 
 def without_timings(value: Any) -> Any:
@@ -107,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
                     explain_users=20, explain_k=2) if args.tiny else {}
         cfg = nar.NARConfig.from_scale(args.scale, dataset=args.dataset, n_seeds=1 if args.tiny else args.n_seeds, n_threads=1,
                                        device="cpu", results_dir=str(scratch), **tiny)
-        data = synthetic_data() if args.tiny else None
+        data = nar.synthetic_data(n_users=60, n_items=40, n_features=8) if args.tiny else None
         rec = BenchRecorder("bench_executor", config=cfg, dataset="synthetic" if args.tiny else cfg.dataset, threads=1,
                             seed=cfg.seed, results_dir=args.results_dir or None,
                             name=f"bench_executor__{'tiny' if args.tiny else args.scale}__nar")

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
-import scipy.sparse as sp
 
-from xrec_core.data.splits import per_user_holdout, sample_candidates
 from xrec_core.experiments import nar
 from xrec_core.experiments.nar import protocol, report
 from xrec_core.records import RunRecorder
 
 
-def toy_data(seed: int = 0, n_users: int = 40, n_items: int = 30, n_features: int = 6) -> nar.NARData:
-    """Popularity-skewed positives (8 per user), random features, the paper's 4:1 split, 10 candidates."""
-    rng = np.random.default_rng(seed)
-    pop = rng.random(n_items) ** 3
-    user_pos = [np.unique(rng.choice(n_items, size=8, replace=False, p=pop / pop.sum())) for _ in range(n_users)]
-    train_lists, test, kept = per_user_holdout(user_pos, 0.8, 5, seed)
-    lists = list(user_pos)
-    for u, t in zip(kept, train_lists):
-        lists[u] = t
-    rows = np.repeat(np.arange(n_users), [len(x) for x in lists])
-    train = sp.csr_matrix((np.ones(len(rows)), (rows, np.concatenate(lists))), shape=(n_users, n_items))
-    cands = sample_candidates([user_pos[u] for u in kept], n_items, n=10, seed=seed)
-    gt = [np.sort(rng.choice(n_features, size=3, replace=False)) for _ in range(n_users)]
-    return nar.NARData(n_users, n_items, [f"w{k}" for k in range(n_features)],
-                       rng.random((n_users, n_features)).astype(np.float32),
-                       rng.random((n_items, n_features)).astype(np.float32), train, kept, test, cands, gt,
-                       pd.DataFrame(), [])
+def toy_data(seed: int = 0) -> nar.NARData:
+    return nar.synthetic_data(seed, n_users=40, n_items=30, n_features=6)
 
 
 def toy_config(tmp_path, **overrides) -> nar.NARConfig:

@@ -111,6 +111,29 @@ def _csr(item_lists: list[np.ndarray], n_items: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols.astype(np.int64))), shape=(len(item_lists), n_items))
 
 
+def synthetic_data(seed: int = 0, n_users: int = 40, n_items: int = 30, n_features: int = 6) -> NARData:
+    """A small made-up dataset in the chapter's shape, for tests and the tiny benchmarks.
+
+    Popularity-skewed positives (8 per user), random Eq. 1 features, the paper's 4:1 split per user
+    and 10 sampled candidates per test user; three ground-truth features per user.
+    """
+    from ...data.splits import per_user_holdout, sample_candidates
+
+    rng = np.random.default_rng(seed)
+    pop = rng.random(n_items) ** 3
+    positives = [np.unique(rng.choice(n_items, size=8, replace=False, p=pop / pop.sum())) for _ in range(n_users)]
+    train_lists, test, kept = per_user_holdout(positives, 0.8, 5, seed)
+    lists = list(positives)
+    for u, t in zip(kept, train_lists):
+        lists[u] = t
+    candidates = sample_candidates([positives[u] for u in kept], n_items, n=10, seed=seed)
+    truth = [np.sort(rng.choice(n_features, size=3, replace=False)) for _ in range(n_users)]
+    return NARData(n_users, n_items, [f"w{k}" for k in range(n_features)],
+                   rng.random((n_users, n_features)).astype(np.float32),
+                   rng.random((n_items, n_features)).astype(np.float32), _csr(lists, n_items), kept, test, candidates,
+                   truth, pd.DataFrame(), [])
+
+
 def validation_split(data: NARData, cfg: NARConfig, seed: int):
     """Training positives minus one held-out positive per test user, and that positive among sampled candidates.
 
