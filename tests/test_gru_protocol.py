@@ -250,3 +250,26 @@ def test_tuning_hook_runs_a_study_per_model_and_feeds_the_run(tiny, tmp_path):
     # the tuned values land in the model's config fields (BPR's under bpr_*)
     tuned_cfg = chapter.protocol.with_tuned(cfg, "BPR", best["BPR"])
     assert tuned_cfg.bpr_k == best["BPR"]["k"] and tuned_cfg.bpr_lr == best["BPR"]["lr"]
+
+
+def test_bags_of_words_get_a_seeded_order_and_are_cut_at_max_len(fixtures_dir):
+    """mult.dat's counts (no ordered text): each item's tokens are a permutation of its bag, cut at max_len."""
+    from collections import Counter
+
+    from xrec_core.data.citeulike import build_citeulike
+
+    folder = fixtures_dir / "data" / "citeulike-t"
+    d = build_citeulike("citeulike-t", folder, has_item_tag=False, text_file=None)
+    cfg = chapter.GRUConfig.from_scale("smoke", max_items=0, min_user_likes=1, min_item_likes=1, min_tag_items=1,
+                                       min_word_freq=1, max_len=3, results_dir="")
+    data = chapter.from_citeulike(d, cfg)
+    assert not data.ordered and data.tokens.shape == (4, 3)
+    bags = d.bow.toarray()  # (items, words): item 1 is "regression" x3, item 3 "protein" x4
+    for j in range(4):
+        full = Counter(data.itos.index(w) for w in data.sentences[j])  # the whole bag, in the seeded order
+        assert full == {w + 1: int(c) for w, c in enumerate(bags[j]) if c}
+        kept = [int(t) for t in data.tokens[j] if t]
+        assert kept == [data.itos.index(w) for w in data.sentences[j]][:3]  # the same order, cut at max_len
+    assert data.tokens[3].tolist() == [2, 2, 2]  # 4 x "protein" (id 1 + PAD offset) cut at 3
+    again = chapter.from_citeulike(d, cfg)
+    assert np.array_equal(again.tokens, data.tokens)

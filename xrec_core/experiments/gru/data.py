@@ -155,14 +155,18 @@ def from_citeulike(d: Any, cfg: GRUConfig, files: list[Path] | tuple = ()) -> GR
             bow = d.bow[items].tocsr()  # the provided preprocessed text, as the paper's CTR
     else:
         # No ordered text: expand mult.dat's counts into an (unordered) token sequence per item,
-        # which is all an order-insensitive model sees (eq. 5 is a mean over tokens).
+        # which is all an order-insensitive model sees (eq. 5 is a mean over tokens). A bag has no
+        # order, so each gets a seeded random one (not the vocabulary's, which would make ``max_len``
+        # keep the rarest ids) and is cut at ``max_len`` like ordered text: CiteULike-t's longest bag
+        # has 1,558 tokens (median 29), and one such item made a whole batch that wide.
         bow = d.bow[items].tocsr()
         itos = ["<PAD>"] + list(d.vocabulary)
-        seqs = [np.repeat(bow.indices[bow.indptr[j]:bow.indptr[j + 1]] + 1,
-                          bow.data[bow.indptr[j]:bow.indptr[j + 1]].astype(int)) for j in range(bow.shape[0])]
-        tokens = pad_tokens([s.tolist() for s in seqs], pad_id=0)
         rng = np.random.default_rng(cfg.seed)
-        sentences = [[itos[i] for i in rng.permutation(s)] for s in seqs]
+        seqs = [rng.permutation(np.repeat(bow.indices[bow.indptr[j]:bow.indptr[j + 1]] + 1,
+                                          bow.data[bow.indptr[j]:bow.indptr[j + 1]].astype(int)))
+                for j in range(bow.shape[0])]
+        tokens = pad_tokens([s.tolist() for s in seqs], pad_id=0, max_len=cfg.max_len or None)
+        sentences = [[itos[i] for i in s] for s in seqs]
         texts = [" ".join(itos[i] for i in np.unique(s)) for s in seqs]
         ordered = False
     return GRUData(cfg.dataset, likes[users][:, items].tocsr(), tokens, itos, texts, tags[items][:, keep_tags].tocsr(),
