@@ -46,7 +46,7 @@ def test_golden_copy_is_a_portable_cpu_smoke_run(path):
     source = "".join(injected[0]["source"])
     assert {k: eval(v) for k, v in re.findall(r"^(\w+) = (.+)$", source, flags=re.MULTILINE)} == refresh.GOLDEN_PARAMS
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(c.get("outputs") for c in code[2:])  # executed (the parameters cells print nothing)
+    assert all(c.get("execution_count") for c in code)  # every cell executed (some print nothing)
     assert not [c for c in code if "error" in {o["output_type"] for o in c["outputs"]}]
     ignored = [c for c in code if "nbval-ignore-output" in c["metadata"].get("tags", [])]
     for cell in code:  # committed records change with every full run, not with the code: not compared
@@ -70,3 +70,16 @@ def test_sanitizers_blank_noise_but_no_computed_number():
              "<td>0.252191</td> NDCG@10 >= 0.9x MostPop  0.252191  3 epochs  seed 2024  k=50  1500 reviews\n"
              "vocabulary: 1596 word types (training period, min. frequency 10)")
     assert _sanitize(table) == table
+
+
+def test_golden_copy_tags_cells_showing_committed_records_from_executed_json():
+    """An executed notebook's JSON keeps each cell's source as a list of lines; the copy still tags them."""
+    refresh = _refresh_module()
+    raw = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"papermill": {"input_path": "/home/x"}}, "cells": [
+        {"cell_type": "code", "execution_count": 1, "metadata": {"papermill": {}}, "outputs": [],
+         "source": ["from xrec_core.report import committed_records\n", "show(committed_records('gru'))"]},
+        {"cell_type": "code", "execution_count": 2, "metadata": {}, "outputs": [], "source": ["x = 1\n", "x"]}]}
+    nb = refresh.golden_copy(raw)
+    assert [c.metadata.get("tags", []) for c in nb.cells] == [["nbval-ignore-output"], []]
+    assert "papermill" not in nb.metadata and all("papermill" not in c.metadata for c in nb.cells)
+    assert [c.id for c in nb.cells] == ["golden-cell-0", "golden-cell-1"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from xrec_core import health
 from xrec_core.health import (above_chance, generator_diversity, global_mean_mse, loss_decreased, ranker_vs_mostpop,
                               rating_below_global_mean, summarize, unhealthy_models, unique_sentence_ratio)
 
@@ -56,3 +57,52 @@ def test_unhealthy_and_summary():
               rating_below_global_mean("B", "e", 0.5, 1.0)]
     assert unhealthy_models(checks) == {"B"} and unhealthy_models(checks, "e") == set()
     assert summarize(checks) == {"A": "ok", "B": "failed: MSE below global mean"}
+
+
+def _curve(valid, max_epochs, mode="min", patience=2):
+    """A learning curve as the Trainer writes it: early stopping with ``patience`` under ``max_epochs``."""
+    from xrec_core.training import LearningCurve
+
+    sign = 1 if mode == "min" else -1
+    best, kept, stale, seen = None, 0, 0, []
+    for epoch, v in enumerate(valid[:max_epochs], start=1):
+        seen.append(v)
+        if best is None or sign * v < sign * best:
+            best, kept, stale = v, epoch, 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    return LearningCurve(train_loss=[1.0] * len(seen), valid=seen, valid_epochs=list(range(1, len(seen) + 1)), mode=mode,
+                         best_epoch=kept, stopped_early=len(seen) < min(len(valid), max_epochs) or stale >= patience,
+                         max_epochs=max_epochs).as_dict()
+
+
+def test_a_fit_still_improving_at_its_cap_did_not_converge():
+    improving = _curve([5, 4, 3, 2, 1], max_epochs=5)  # best at the last allowed epoch
+    plateau = _curve([5, 4, 3, 3.5, 3.2], max_epochs=5)  # best at epoch 3 of 5: stopped improving
+    stopped = _curve([5, 4, 4.5, 4.6, 1], max_epochs=10)  # patience ran out at epoch 4
+    rising = _curve([0.1, 0.2, 0.3], max_epochs=3, mode="max")  # a recall still rising at the cap
+    assert [health.still_improving_at_cap(c) for c in (improving, plateau, stopped, rising)] == [True, False, False, True]
+    assert not health.still_improving_at_cap({"train_loss": [3.0, 2.0], "max_epochs": 2})  # no validation: cannot tell
+    checks = health.converged_before_cap("ds", {"MT: generator": {"fold1": improving, "fold2": plateau},
+                                                "MT: encoder": {"fold1": stopped}, "CAR (base)": {"seed 1": plateau},
+                                                "CAR": {"seed 1": rising}, "BPR": {"seed 1": stopped}})
+    by_model = {c.model: c for c in checks}
+    assert set(by_model) == {"MT", "CAR", "BPR"}
+    assert (by_model["MT"].passed, by_model["MT"].value, by_model["MT"].detail) == (
+        False, 1.0, "still improving at the cap: MT: generator fold1")
+    assert not by_model["CAR"].passed and by_model["BPR"].passed
+
+
+def test_the_recorder_makes_a_capped_model_unhealthy(tmp_path):
+    from xrec_core.records import RunRecorder
+
+    rec = RunRecorder("nar", config={}, scale="smoke", dataset="ds", seed=0, results_dir=tmp_path)
+    rec.add_health([health.loss_decreased("CAR", "ds", [2.0, 1.0]), health.loss_decreased("BPR", "ds", [2.0, 1.0])])
+    rec.add_learning_curve("CAR", "seed 1", _curve([0.1, 0.2, 0.3], max_epochs=3, mode="max"))
+    rec.add_learning_curve("BPR", "seed 1", _curve([0.3, 0.2, 0.2], max_epochs=3, mode="max"))
+    assert rec.unhealthy() == {"CAR"}
+    stored = rec.as_dict()["health"]
+    assert [(c["model"], c["check"], c["passed"]) for c in stored[2:]] == [
+        ("CAR", "stopped improving before the epoch cap", False), ("BPR", "stopped improving before the epoch cap", True)]

@@ -17,6 +17,8 @@ ranker                   main metric at least 0.9x MostPop's                    
 explanation generator    unique-sentence ratio; share of empty outputs                0.01; 0
 discriminator            accuracy on held-out data of its own task above chance       binomial p < 0.05
 any trained model        training loss went down                                      first epoch
+early-stopped model      fits whose validation metric was still improving at the      0
+                         epoch cap (not converged)
 =======================  ==========================================================  =========
 """
 
@@ -119,6 +121,36 @@ def loss_decreased(model: str, dataset: str, losses: Sequence[float], min_drop: 
     floor = first - min_drop * abs(first)
     return HealthCheck(model, dataset, "training loss went down", best, floor, bool(best < floor),
                        f"first epoch {first:.4g}, best later {best:.4g}")
+
+
+def still_improving_at_cap(curve: dict[str, Any]) -> bool:
+    """Whether a fit's learning curve (``LearningCurve.as_dict()``) ended at its epoch cap on its best epoch.
+
+    Such a fit was stopped by the cap while its validation metric was still improving: it did not
+    converge. A fit that stopped early (patience ran out) or whose best epoch lies before its last
+    has stopped improving; a curve without validation or cap cannot tell and counts as converged.
+    """
+    epochs = int(curve.get("epochs", len(curve.get("train_loss", []))))
+    cap, best = int(curve.get("max_epochs") or 0), int(curve.get("best_epoch") or 0)
+    return bool(curve.get("valid")) and not curve.get("stopped_early") and cap > 0 and epochs >= cap and best >= epochs
+
+
+def curve_model(label: str) -> str:
+    """The model a learning curve's label names: ``"MT: generator"`` and ``"CAR (base)"`` belong to MT and CAR."""
+    return label.split(":")[0].split(" (")[0].strip()
+
+
+def converged_before_cap(dataset: str, learning_curves: dict[str, dict[str, dict[str, Any]]]) -> list[HealthCheck]:
+    """One check per model of a record's ``learning_curves`` (``{label: {unit: curve}}``): no fit still
+    improving at its epoch cap (:func:`still_improving_at_cap`)."""
+    capped: dict[str, list[str]] = {}
+    for label, units in learning_curves.items():
+        model = capped.setdefault(curve_model(label), [])
+        model.extend(f"{label} {unit}" if label != curve_model(label) else unit
+                     for unit, curve in units.items() if still_improving_at_cap(curve))
+    return [HealthCheck(model, dataset, "stopped improving before the epoch cap", float(len(units)), 0.0, not units,
+                        "still improving at the cap: " + ", ".join(units) if units else "every fit stopped improving")
+            for model, units in capped.items()]
 
 
 def unhealthy_models(checks: Iterable[HealthCheck | dict[str, Any]], dataset: str | None = None) -> set[str]:

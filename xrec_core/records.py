@@ -454,9 +454,17 @@ class RunRecorder:
         for c in checks:
             self.health.append(c.as_dict() if hasattr(c, "as_dict") else dict(c))
 
+    def all_health(self) -> list[dict[str, Any]]:
+        """The stored checks plus one convergence check per model with learning curves
+        (:func:`xrec_core.health.converged_before_cap`): a fit stopped by its epoch cap while still
+        improving did not converge, so claims naming its model are untestable."""
+        from .health import converged_before_cap
+
+        return [*self.health, *(c.as_dict() for c in converged_before_cap(self.dataset, self.learning_curves))]
+
     def unhealthy(self) -> set[str]:
-        """Models that failed a health check stored so far (claims naming them are untestable)."""
-        return {c["model"] for c in self.health if not c["passed"]}
+        """Models that failed a health check so far (claims naming them are untestable)."""
+        return {c["model"] for c in self.all_health() if not c["passed"]}
 
     def add_learning_curve(self, model: str, unit: str, curve: Any) -> None:
         """Store one fit's learning curve (:class:`xrec_core.training.LearningCurve` or its dict)."""
@@ -499,7 +507,7 @@ class RunRecorder:
             "timings_s": self.timings,
             "metrics": [dataclasses.asdict(m) for m in self.metrics],
             "claims": [dataclasses.asdict(c) for c in self.claims],
-            "health": self.health,
+            "health": self.all_health(),
             "learning_curves": self.learning_curves,
             "curves": self.curves,
             "tables": self.tables,

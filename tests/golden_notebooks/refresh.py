@@ -55,6 +55,22 @@ def tag_unchecked_cells(nb: nbformat.NotebookNode) -> None:
             cell.metadata["tags"] = [*tags, "nbval-ignore-output"]
 
 
+def golden_copy(raw: dict) -> nbformat.NotebookNode:
+    """The golden copy of an executed notebook's JSON: stable ids, unchecked cells tagged, no images or timings."""
+    for k, cell in enumerate(raw["cells"]):
+        cell.setdefault("id", f"golden-cell-{k}")  # papermill's injected cell has none: a stable one, not a random one
+    # through nbformat's reader, which joins each cell's source lines into one string (from_dict keeps
+    # the list, and then ``unchecked`` would look for a name among whole lines and miss it)
+    nb = nbformat.reads(json.dumps(raw), as_version=4)
+    tag_unchecked_cells(nb)
+    drop_images(nb)
+    nb.metadata.pop("papermill", None)  # this machine's paths and timings
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    return nb
+
+
 def refresh(paper: str) -> Path:
     import papermill
 
@@ -75,16 +91,7 @@ def refresh(paper: str) -> Path:
                 os.environ.pop("XREC_RESULTS")
             else:
                 os.environ["XREC_RESULTS"] = saved
-    for k, cell in enumerate(raw["cells"]):
-        cell.setdefault("id", f"golden-cell-{k}")  # papermill's injected cell has none: a stable one, not a random one
-    nb = nbformat.from_dict(raw)
-    tag_unchecked_cells(nb)
-    drop_images(nb)
-    nb.metadata.pop("papermill", None)  # this machine's paths and timings
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-    nbformat.write(nb, target)
+    nbformat.write(golden_copy(raw), target)
     return target
 
 
