@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-
 from xrec_core.experiments import nar
 from xrec_core.records import MetricRow, RunRecorder
 

@@ -145,9 +145,9 @@ def converged_before_cap(dataset: str, learning_curves: dict[str, dict[str, dict
     improving at its epoch cap (:func:`still_improving_at_cap`)."""
     capped: dict[str, list[str]] = {}
     for label, units in learning_curves.items():
-        model = capped.setdefault(curve_model(label), [])
-        model.extend(f"{label} {unit}" if label != curve_model(label) else unit
-                     for unit, curve in units.items() if still_improving_at_cap(curve))
+        model = curve_model(label)
+        phase = "" if label == model else f"{label} "  # "MT: generator fold1", but "seed 1" for the model's own curve
+        capped.setdefault(model, []).extend(phase + unit for unit, curve in units.items() if still_improving_at_cap(curve))
     return [HealthCheck(model, dataset, "stopped improving before the epoch cap", float(len(units)), 0.0, not units,
                         "still improving at the cap: " + ", ".join(units) if units else "every fit stopped improving")
             for model, units in capped.items()]
