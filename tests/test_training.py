@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from xrec_core import health
 from xrec_core.training import Trainer
 
 
@@ -88,3 +89,13 @@ def test_epoch_cap_is_marked_not_converged():
     vals = iter([5.0, 4.0, 3.0])
     curve = Trainer(max_epochs=3, patience=2).fit(net, batches=lambda e: [None], step=lambda b: 0.0, validate=lambda: next(vals))
     assert not curve.converged and curve.best_epoch == 3 and curve.as_dict()["converged"] is False
+
+
+def test_a_fit_at_its_cap_whose_best_epoch_came_earlier_converged():
+    # one definition of convergence (health.curve_converged): the curve had stopped improving, even
+    # though patience had not run out before the cap
+    net = torch.nn.Linear(1, 1)
+    vals = iter([5.0, 3.0, 4.0])
+    curve = Trainer(max_epochs=3, patience=2).fit(net, batches=lambda e: [None], step=lambda b: 0.0, validate=lambda: next(vals))
+    assert not curve.stopped_early and curve.best_epoch == 2 and curve.converged
+    assert health.curve_converged(curve.as_dict()) and not health.still_improving_at_cap(curve.as_dict())

@@ -123,16 +123,25 @@ def loss_decreased(model: str, dataset: str, losses: Sequence[float], min_drop: 
                        f"first epoch {first:.4g}, best later {best:.4g}")
 
 
-def still_improving_at_cap(curve: dict[str, Any]) -> bool:
-    """Whether a fit's learning curve (``LearningCurve.as_dict()``) ended at its epoch cap on its best epoch.
+def curve_converged(curve: dict[str, Any]) -> bool:
+    """The book's one definition of convergence, on a learning curve (``LearningCurve.as_dict()``).
 
-    Such a fit was stopped by the cap while its validation metric was still improving: it did not
-    converge. A fit that stopped early (patience ran out) or whose best epoch lies before its last
-    has stopped improving; a curve without validation or cap cannot tell and counts as converged.
+    A fit converged unless it ended at its epoch cap on its best epoch: such a fit was stopped by the
+    cap while its validation metric was still improving. A fit that stopped early (patience ran
+    out), or whose best epoch lies before its last, had stopped improving. A curve without
+    validation or without a cap cannot tell and counts as converged. Works on stored records too
+    (only the fields below are read), so old and new records are judged alike.
     """
     epochs = int(curve.get("epochs", len(curve.get("train_loss", []))))
     cap, best = int(curve.get("max_epochs") or 0), int(curve.get("best_epoch") or 0)
-    return bool(curve.get("valid")) and not curve.get("stopped_early") and cap > 0 and epochs >= cap and best >= epochs
+    still_improving = bool(curve.get("valid")) and not curve.get("stopped_early") and 0 < cap <= epochs <= best
+    return not still_improving
+
+
+def still_improving_at_cap(curve: dict[str, Any]) -> bool:
+    """Whether a fit's learning curve ended at its epoch cap on its best epoch, still improving: the
+    negation of :func:`curve_converged`."""
+    return not curve_converged(curve)
 
 
 def curve_model(label: str) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .health import curve_converged
 from .models._early_stopping import EarlyStopping
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ class LearningCurve:
 
     @property
     def converged(self) -> bool:
-        """Whether training stopped because validation stopped improving (not at the epoch cap)."""
-        return self.stopped_early
+        """Whether the validation metric had stopped improving when training ended (:func:`curve_converged`)."""
+        return curve_converged(asdict(self))
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "epochs": self.epochs, "converged": self.converged}

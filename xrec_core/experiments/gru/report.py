@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ...claims import UNTESTABLE, Verdict
-from ...health import loss_decreased, ranker_vs_mostpop
+from ...health import curve_converged, loss_decreased, ranker_vs_mostpop
 from ...records import Claim, MetricRow, RunRecorder
 from ..common import ClaimJudge
 from .config import BASELINES, HR_METRIC, METRIC, MODELS, NEURAL, ORDER_SENSITIVE, SCENARIOS, TAG_METRIC, M_MAX, GRUConfig
@@ -179,7 +179,7 @@ def record_notes(results: Results, cfg: GRUConfig, data: GRUData) -> list[str]:
                      f"with K_h1 = {cfg.k_h1}, CTR K = {cfg.ctr_k}; the paper-sized GRU does not train to early "
                      "stopping on the CPU this scale targets (the `paper` scale keeps the paper's sizes).")
     capped = sorted({m for s in SCENARIOS for m, res in results[s].items() for r in res
-                     if r.get("curve") and not r["curve"].get("converged")})
+                     if r.get("curve") and not curve_converged(r["curve"])})
     if capped:
         notes.append(f"Stopped at the update cap ({cfg.max_updates}) before validation stopped improving: {', '.join(capped)}.")
     return notes
