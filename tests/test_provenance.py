@@ -192,3 +192,68 @@ def test_run_paper_returns_the_records_its_kernel_wrote(tmp_path, monkeypatch):
     result = runner_mod.run_paper("mt", "smoke", output_dir=tmp_path / "out", results_dir=tmp_path / "results")
     assert [p.name for p in result.records] == ["mt__smoke__d__seed1.json"]
     assert RECORD_MANIFEST_ENV not in os.environ
+
+
+@pytest.fixture
+def chapters_package(tmp_path, monkeypatch) -> Path:
+    """A package with two chapters, a shared module, a model registered by a string import and a CLI."""
+    pkg = tmp_path / "pkg"
+    files = {
+        "__init__.py": "",
+        "shared.py": "SCALE = 1\n",
+        "cli.py": "from .experiments import a, b\n",
+        "models/__init__.py": "",
+        "models/registry.py": "import importlib\nMODULES = ('pkg.models.mf',)\n"
+                              "def load():\n    for m in MODULES:\n        importlib.import_module(m)\n",
+        "models/mf.py": "def fit(x):\n    return x\n",
+        "models/unused.py": "X = 1\n",
+        "experiments/__init__.py": "",
+        "experiments/a/__init__.py": "from .protocol import run\n",
+        "experiments/a/protocol.py": "from ...shared import SCALE\n\ndef run():\n"
+                                     "    from ...models import registry\n    return registry.load()\n",
+        "experiments/b/__init__.py": "from pkg.shared import SCALE\n",
+    }
+    for rel, text in files.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+    monkeypatch.setattr(rec_mod, "CODE_ROOT", pkg)
+    rec_mod.scoped_code_hash.cache_clear()
+    yield pkg
+    rec_mod.scoped_code_hash.cache_clear()
+
+
+def test_module_closure_follows_relative_absolute_lazy_and_string_imports(chapters_package):
+    closure = {p.relative_to(chapters_package).as_posix() for p in rec_mod.module_closure("experiments.a")}
+    assert closure == {"__init__.py", "shared.py", "models/__init__.py", "models/registry.py", "models/mf.py",
+                       "experiments/__init__.py", "experiments/a/__init__.py", "experiments/a/protocol.py"}
+    closure_b = {p.relative_to(chapters_package).as_posix() for p in rec_mod.module_closure("experiments.b")}
+    assert closure_b == {"__init__.py", "shared.py", "experiments/__init__.py", "experiments/b/__init__.py"}
+    with pytest.raises(ValueError, match="No module 'experiments.c'"):
+        rec_mod.module_closure("experiments.c")
+
+
+def test_a_chapters_units_keep_their_fingerprint_when_other_code_changes(tmp_path, chapters_package):
+    def fingerprint() -> str:
+        rec_mod.scoped_code_hash.cache_clear()
+        return UnitStore(tmp_path / "units", {"k": 1}, code_scope="experiments.a").fingerprint
+
+    first = fingerprint()
+    for rel in ("experiments/b/__init__.py", "cli.py", "models/unused.py"):  # outside chapter a's code
+        (chapters_package / rel).write_text((chapters_package / rel).read_text() + "# edited\n")
+        assert fingerprint() == first, rel
+    seen = {first}
+    for rel in ("shared.py", "models/mf.py", "experiments/a/protocol.py"):  # code chapter a runs
+        (chapters_package / rel).write_text((chapters_package / rel).read_text() + "# edited\n")
+        now = fingerprint()
+        assert now not in seen, rel
+        seen.add(now)
+
+
+def test_every_chapter_scope_resolves_to_its_own_code():
+    for chapter in ("gru", "mt", "mvae", "nar", "semax"):
+        closure = {p.relative_to(rec_mod.CODE_ROOT).as_posix() for p in rec_mod.module_closure(f"experiments.{chapter}")}
+        assert f"experiments/{chapter}/protocol.py" in closure and "training.py" in closure
+        assert "models/registry.py" in closure and "models/mvae/model.py" in closure  # registry loads every model
+        assert not any(p.startswith("experiments/") and p.split("/")[1] not in (chapter, "__init__.py", "common.py")
+                       for p in closure), chapter
+        assert "cli.py" not in closure and "book.py" not in closure

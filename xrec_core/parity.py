@@ -201,7 +201,7 @@ def run_parity(cfg: ParityConfig, units_dir: str | Path, results_dir=None, data_
     from .data.splits import kfold
 
     # the model list is left out of the fingerprint: running a subset reuses the finished units of the others
-    store = UnitStore(units_dir, {k: v for k, v in asdict(cfg).items() if k != "models"})
+    store = UnitStore(units_dir, {k: v for k, v in asdict(cfg).items() if k != "models"}, code_scope="parity")
     rec = RunRecorder("parity", config=asdict(cfg), scale="full", dataset=f"{cfg.rating_dataset}+{cfg.ranking_dataset}",
                       seed=cfg.seed, results_dir=results_dir)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}

@@ -10,6 +10,7 @@ that a rerun resumes where it stopped.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as _dt
 import functools
@@ -130,14 +131,94 @@ def code_hash() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _source_sha256(root: Path) -> str:
+    return _hash_files(root, [p for p in root.rglob("*.py")
+                              if not any(part.startswith(".") for part in p.relative_to(root).parts)])
+
+
+def _hash_files(root: Path, paths: Iterable[Path]) -> str:
+    """SHA-256 over the sorted paths relative to ``root`` and the bytes of the files (``\\n`` line endings)."""
     digest = hashlib.sha256()
-    files = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*.py")
-                   if not any(part.startswith(".") for part in p.relative_to(root).parts))
-    for rel, path in files:
+    for rel, path in sorted((p.relative_to(root).as_posix(), p) for p in paths):
         data = path.read_bytes().replace(b"\r\n", b"\n")
         digest.update(f"{rel}\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()
+
+
+def _module_file(root: Path, parts: tuple[str, ...]) -> Path | None:
+    """The source file of module ``parts`` (relative to the package ``root``), or ``None``."""
+    for candidate in (root.joinpath(*parts).with_suffix(".py") if parts else None,
+                      root.joinpath(*parts, "__init__.py")):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(root: Path, path: Path, package_name: str) -> set[tuple[str, ...]]:
+    """Modules of the package ``root`` that the file ``path`` may import, as name parts below the package.
+
+    Every import statement counts, also those inside functions, and so does every string constant
+    that names one of the package's modules (``importlib.import_module("xrec_core.models.ctr")``,
+    as the model registry does), so the set errs on the side of too many.
+    """
+    package = path.relative_to(root).parts[:-1]  # the package a relative import starts from
+    found: set[tuple[str, ...]] = set()
+
+    def absolute(name: str) -> tuple[str, ...] | None:
+        parts = tuple(name.split("."))
+        return parts[1:] if parts[0] == package_name else None
+
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(p for alias in node.names if (p := absolute(alias.name)) is not None)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package[:len(package) - (node.level - 1)]
+                base = anchor + (tuple(node.module.split(".")) if node.module else ())
+            else:
+                parsed = absolute(node.module or "")
+                if parsed is None:
+                    continue
+                base = parsed
+            found.add(base)
+            found.update(base + (alias.name,) for alias in node.names)  # kept only where it is a module
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(package_name + "."):
+            if (p := absolute(node.value)) is not None:
+                found.add(p)
+    return found
+
+
+def module_closure(scope: str, root: Path | None = None) -> list[Path]:
+    """Source files that the sub-package or module ``scope`` of the package at ``root`` (default
+    :data:`CODE_ROOT`) runs: its own files and every module of the package they import, transitively,
+    with the ``__init__`` of each package on the way (static analysis, see :func:`_imported_modules`)."""
+    root = root or CODE_ROOT
+    parts = tuple(scope.split(".")) if scope else ()
+    start = root.joinpath(*parts)
+    pending = sorted(start.rglob("*.py")) if start.is_dir() else [_module_file(root, parts)]
+    if pending == [None]:
+        raise ValueError(f"No module {scope!r} in {root}")
+    seen: set[Path] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        rel = path.relative_to(root).parts
+        pending.extend(init for i in range(len(rel)) if (init := root.joinpath(*rel[:i], "__init__.py")).is_file())
+        for module in _imported_modules(root, path, root.name):
+            if (file := _module_file(root, module)) is not None:
+                pending.append(file)
+    return sorted(seen)
+
+
+@functools.lru_cache(maxsize=None)
+def scoped_code_hash(scope: str) -> str:
+    """SHA-256 of the source that the part ``scope`` of the package runs (:func:`module_closure`),
+    e.g. ``"experiments.mt"``: a unit of one chapter keeps its fingerprint when another chapter's
+    code, the command line or the book changes, and changes when any code it imports does.
+    Computed once per process per scope, like :func:`code_hash`."""
+    return _hash_files(CODE_ROOT, module_closure(scope, CODE_ROOT))
 
 
 class DirtyCheckoutError(RuntimeError):
@@ -572,8 +653,11 @@ class UnitStore:
 
     A unit is keyed by a string such as ``"fold3/MT-P"``; :meth:`run` returns the stored result
     when the unit already finished with the same fingerprint, else computes and stores it.
-    The fingerprint covers the config and the code (:func:`code_hash`), so a changed config or
-    changed code recomputes stale units, never reuses them.
+    The fingerprint covers the config and the code, so a changed config or changed code recomputes
+    stale units, never reuses them. ``code_scope`` names the part of the package the units run
+    (``"experiments.mt"``): the code is then :func:`scoped_code_hash` of it, which leaves out other
+    chapters, the command line and the book, so that a long run of one chapter survives work on
+    another; without it, the whole package (:func:`code_hash`).
 
     Left out of the fingerprint: where data and results live (:data:`LOCATION_FIELDS`), and how a
     run executes (:data:`RUNTIME_FIELDS`: a thread count or progress bars change no result beyond
@@ -583,14 +667,14 @@ class UnitStore:
     non-deterministic reductions: differences well above rounding) are kept apart from CPU ones.
     """
 
-    def __init__(self, root: str | os.PathLike, config: Any) -> None:
+    def __init__(self, root: str | os.PathLike, config: Any, code_scope: str | None = None) -> None:
         cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
         cfg = {key: value for key, value in cfg.items() if key not in LOCATION_FIELDS + RUNTIME_FIELDS}
         if "device" in cfg:
             kind = _device_kind(cfg.pop("device"))
             if kind != "cpu":
                 cfg["device"] = kind
-        self.code_sha256 = code_hash()
+        self.code_sha256 = scoped_code_hash(code_scope) if code_scope else code_hash()
         self.fingerprint = hashlib.sha256(f"{to_json(cfg)}\n{self.code_sha256}".encode()).hexdigest()[:16]
         self.root = Path(root) / self.fingerprint
         self.root.mkdir(parents=True, exist_ok=True)

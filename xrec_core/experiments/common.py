@@ -30,8 +30,9 @@ def figures_dir(paper: str, cfg: Any) -> Path:
 
 
 def unit_store(paper: str, cfg: Any, root: str | Path | None = None) -> UnitStore:
-    """The resumable unit store of one run (its fingerprint covers the config and the code version)."""
-    return UnitStore(root or units_dir(paper, cfg), cfg)
+    """The resumable unit store of one run of chapter ``paper`` (its fingerprint covers the config and
+    the code the chapter runs, see :func:`~xrec_core.records.scoped_code_hash`)."""
+    return UnitStore(root or units_dir(paper, cfg), cfg, code_scope=f"experiments.{paper}")
 
 
 class ClaimJudge:

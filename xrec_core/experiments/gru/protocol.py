@@ -250,7 +250,7 @@ def run_protocol(cfg: GRUConfig, data: GRUData, folds: list[Fold], store: UnitSt
     """
     from ...executor import Unit, run_units, unit_resources
 
-    store = store or UnitStore(units_dir("gru", cfg), unit_fingerprint(cfg))
+    store = store or UnitStore(units_dir("gru", cfg), unit_fingerprint(cfg), code_scope="experiments.gru")
     models = testable_models(cfg, data)
     pairs = [(f, m) for f in folds for m in models]
     if cfg.baselines:

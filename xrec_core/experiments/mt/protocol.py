@@ -396,7 +396,8 @@ def run_protocol(cfg: MTConfig, corpus: MTCorpus | None = None, progress: bool =
     set_threads(cfg.n_threads)
     corpus = load_corpus(cfg) if corpus is None else corpus
     tuned = {name: params for name in TUNED_MODELS if (params := tuned_params(cfg, name))}
-    store = UnitStore(units_dir(PAPER_KEY, cfg), {**unit_config(cfg), **({"tuned": tuned} if tuned else {})})
+    store = UnitStore(units_dir(PAPER_KEY, cfg), {**unit_config(cfg), **({"tuned": tuned} if tuned else {})},
+                      code_scope=f"experiments.{PAPER_KEY}")
     resources = unit_resources(cfg.n_threads, cfg.device)
     done: list[dict[str, Any]] = []
     failed: dict[str, str] = {}

@@ -47,7 +47,7 @@ def unit_store(cfg: MVAEConfig) -> UnitStore:
     """Resumable units under :func:`xrec_core.experiments.common.units_dir`; the fingerprint leaves out
     the runtime fields, the number of splits and the model list (every unit is one split x one model)."""
     science = {k: v for k, v in cfg.as_dict().items() if k not in RUNTIME_FIELDS}
-    return UnitStore(units_dir("mvae", cfg), science)
+    return UnitStore(units_dir("mvae", cfg), science, code_scope="experiments.mvae")
 
 
 # ============================================================================ models
