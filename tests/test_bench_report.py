@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from xrec_core.bench_report import benchmark_summary_markdown, full_book_compute, peer_ratios, record_conditions
@@ -18,9 +19,12 @@ def _bench(paper: str, contended: bool | None, started: str = "2026-12-01T00:00:
     return rec
 
 
-def _full(paper: str, dataset: str, seconds: float, started: str, untimed: int = 0) -> dict:
-    return {"paper": paper, "scale": "full", "dataset": dataset, "started_at": started, "units_compute_s": seconds,
-            "units_untimed": untimed, "wall_time_s": 1.0, "code_version": {"git_commit": "0123456789ab"}}
+def _full(paper: str, dataset: str, seconds: float, started: str, untimed: int = 0, cpu: float | None = None) -> dict:
+    rec = {"paper": paper, "scale": "full", "dataset": dataset, "started_at": started, "units_compute_s": seconds,
+           "units_untimed": untimed, "wall_time_s": 1.0, "code_version": {"git_commit": "0123456789ab"}}
+    if cpu is not None:
+        rec.update(units_cpu_s=cpu, units_cpu_untimed=0)
+    return rec
 
 
 PEERS = {"peers": [{"model": "BPR", "dataset": "citeulike-t", "metric": "Recall@50", "repeats": 3, "ours": 0.13, "ours_sd": 0.001,
@@ -50,6 +54,16 @@ def test_full_book_compute_sums_the_newest_full_record_of_each_chapter_and_datas
     assert list(zip(table["chapter"], table["dataset"], table["compute s"])) == [("gru", "a", 300.0), ("mt", "b", 60.0)]
     text = benchmark_summary_markdown(recs)
     assert "**0.1 hours** of unit compute time (360 s" in text and "5 units were stored by an older version" in text
+    assert "CPU time is known for 0 of 2 of these records" in text
+
+
+def test_full_book_cpu_hours_count_only_records_whose_units_all_stored_cpu_time():
+    partly = {**_full("mt", "b", 3600.0, "2026-12-02", cpu=1800.0), "units_cpu_untimed": 2}
+    recs = [_full("gru", "a", 7200.0, "2026-12-02", cpu=5400.0), partly]
+    table = full_book_compute(recs)
+    assert table["CPU h"].iloc[0] == 1.5 and np.isnan(table["CPU h"].iloc[1])
+    assert ("CPU time is known for 1 of 2 of these records (units store it since 2026-12-02): **1.5 CPU hours** against 2.0 "
+            "wall hours") in benchmark_summary_markdown(recs)
 
 
 @pytest.mark.parametrize("device, untested", [(None, True), ("cpu", True), ("cuda", False)])

@@ -168,18 +168,36 @@ def test_a_resumed_run_still_records_what_its_units_cost(tmp_path):
     import time as _time
 
     def work():
-        _time.sleep(0.05)
+        _time.sleep(0.05)  # wall time, no CPU time
+        cpu0 = _time.process_time()
+        while _time.process_time() - cpu0 < 0.05:  # CPU time
+            pass
         return 1
 
     first = RunRecorder("mt", config={}, scale="smoke", dataset="d", seed=0, results_dir=tmp_path / "r")
     UnitStore(tmp_path / "u", {"k": 1}).run("a", work)
-    cost = first.as_dict()["units_compute_s"]
-    assert cost >= 0.05
+    done = first.as_dict()
+    cost, cpu = done["units_compute_s"], done["units_cpu_s"]
+    assert cost >= 0.1
+    assert 0.05 <= cpu <= cost - 0.04  # the sleep counts in the wall time only
+    assert done["cpu_time_s"] >= cpu and (done["units_untimed"], done["units_cpu_untimed"]) == (0, 0)
     resumed = RunRecorder("mt", config={}, scale="smoke", dataset="d", seed=0, results_dir=tmp_path / "r")
     t0 = _time.perf_counter()
     UnitStore(tmp_path / "u", {"k": 1}).run("a", work)  # loaded, not recomputed
     assert _time.perf_counter() - t0 < 0.05
-    assert resumed.as_dict()["units_compute_s"] == pytest.approx(cost, abs=1e-3)
+    again = resumed.as_dict()
+    assert again["units_compute_s"] == pytest.approx(cost, abs=1e-3)
+    assert again["units_cpu_s"] == pytest.approx(cpu, abs=1e-3)
+    assert again["cpu_time_s"] < 0.05  # loading the unit cost next to nothing
+
+
+def test_a_unit_stored_without_its_cpu_time_is_counted_as_untimed(tmp_path):
+    store = UnitStore(tmp_path / "u", {"k": 1})
+    store.save("old", 7, elapsed_s=2.0)  # as units stored before CPU time was recorded
+    rec = RunRecorder("mt", config={}, scale="smoke", dataset="d", seed=0, results_dir=tmp_path / "r")
+    assert store.run("old", lambda: 0) == 7
+    done = rec.as_dict()
+    assert (done["units_compute_s"], done["units_cpu_s"], done["units_untimed"], done["units_cpu_untimed"]) == (2.0, 0.0, 0, 1)
 
 
 def test_scorecard_marks_published_numbers_on_absent_data_not_testable():

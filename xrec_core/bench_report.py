@@ -10,8 +10,8 @@
   each chapter's smoke run), or the statement that the GPU path is untested while none exists;
 * **full-book compute time**: per chapter and dataset, the ``units_compute_s`` of the chapter's
   ``full`` record (the seconds its units of work took, timed by the unit store with a wall clock,
-  resumed units included with the time they took when they ran), their total, and the records
-  whose units were not all timed.
+  resumed units included with the time they took when they ran) and its ``units_cpu_s`` (their CPU
+  seconds, where every unit stored them), their totals, and the records whose units were not all timed.
 """
 
 from __future__ import annotations
@@ -85,7 +85,11 @@ def full_book_compute(records: Iterable[dict]) -> pd.DataFrame:
         if key not in newest or rec.get("started_at", "") > newest[key].get("started_at", ""):
             newest[key] = rec
     rows = [{"chapter": paper, "dataset": dataset, "compute s": rec["units_compute_s"],
-             "compute h": rec["units_compute_s"] / 3600, "untimed units": rec.get("units_untimed", 0),
+             "compute h": rec["units_compute_s"] / 3600,
+             # CPU hours only where every unit stored its CPU time (records from 2026-12-02 on)
+             "CPU h": (rec["units_cpu_s"] / 3600 if "units_cpu_s" in rec and not rec.get("units_cpu_untimed")
+                       else math.nan),
+             "untimed units": rec.get("units_untimed", 0),
              "record wall s": rec.get("wall_time_s"), "code": str(rec.get("code_version", {}).get("git_commit"))[:10]}
             for (paper, dataset), rec in sorted(newest.items())]
     return pd.DataFrame(rows)
@@ -143,6 +147,10 @@ def benchmark_summary_markdown(records: list[dict]) -> str:
                      "with a wall clock, on the machine of its record)"
                      + (f"; {untimed} units were stored by an older version that did not time them, so this is a lower "
                         "bound" if untimed else "") + ".\n")
+        cpu_timed = full.dropna(subset=["CPU h"])
+        parts.append(f"CPU time is known for {len(cpu_timed)} of {len(full)} of these records (units store it since "
+                     "2026-12-02)" + (f": **{cpu_timed['CPU h'].sum():.1f} CPU hours** against {cpu_timed['compute h'].sum():.1f} "
+                                      "wall hours for the same records" if len(cpu_timed) else "") + ".\n")
         parts.append(_html_table(full))
     return "\n".join(parts)
 

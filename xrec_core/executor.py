@@ -189,17 +189,18 @@ def ray_init(address: str | None) -> None:
         raise ExecutorError(f"could not start or join Ray ({address or 'local'}): {' '.join(str(exc).split())[:300]}") from None
 
 
-def _call(fn: Callable[..., Any], cpus: float, kwargs: dict[str, Any], *args: Any) -> tuple[Any, float, str]:
+def _call(fn: Callable[..., Any], cpus: float, kwargs: dict[str, Any], *args: Any) -> tuple[Any, float, float, str]:
     """A unit's computation inside a Ray worker, its threads limited to the CPUs it was given.
 
-    Returns the result, its compute seconds and the worker (``host:pid``) that computed it.
+    Returns the result, its wall and CPU seconds (the worker process computes one unit at a time)
+    and the worker (``host:pid``) that computed it.
     """
     from .device import set_threads
 
     set_threads(max(1, int(cpus)))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = fn(*args, **kwargs)
-    return result, time.perf_counter() - t0, f"{socket.gethostname()}:{os.getpid()}"
+    return result, time.perf_counter() - t0, time.process_time() - cpu0, f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _cluster(address: str | None, workers: Sequence[str]) -> dict[str, Any]:
@@ -253,7 +254,7 @@ def map_on_ray(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], resourc
     workers: list[str] = []
     for future in futures:
         try:
-            result, _, worker = ray.get(future)
+            result, _, _, worker = ray.get(future)
         except Exception as error:
             out.append(getattr(error, "cause", None) or error)
             continue
@@ -286,14 +287,14 @@ def _run_on_ray(store: UnitStore, todo: Sequence[Unit], *, address: str | None, 
             for future in done:
                 unit = pending.pop(future)
                 try:
-                    result, elapsed, worker = ray.get(future)
+                    result, elapsed, cpu, worker = ray.get(future)
                 except Exception as error:  # keep collecting: every other finished unit is stored
                     cause = getattr(error, "cause", None) or error
                     errors.append((unit.key, cause))
                     log.error("unit %s failed on Ray: %s", unit.key, _one_line(cause))
                     continue
                 workers.append(worker)
-                store.save(unit.key, result, elapsed)
+                store.save(unit.key, result, elapsed, cpu)
                 log.info("unit %s finished on Ray in %.1f s", unit.key, elapsed)
                 bar.update(1)
     if errors and failed is None:

@@ -472,8 +472,9 @@ class RunRecorder:
         self.results_dir = results_root(results_dir) / _slug(paper)
         self.name = name or f"{_slug(paper)}__{_slug(scale)}__{dataset_slug(dataset)}__seed{self.seed}"
         self.started_at = _dt.datetime.now(_dt.timezone.utc)
-        self._t0 = time.perf_counter()
+        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
         self._unit_seconds0, self._units_untimed0 = unit_seconds(), units_untimed()
+        self._unit_cpu_seconds0, self._units_cpu_untimed0 = unit_cpu_seconds(), units_cpu_untimed()
         self._executions0 = len(_EXECUTIONS)
         self.metrics: list[MetricRow] = []
         self.curves: dict[str, Any] = {}
@@ -581,9 +582,13 @@ class RunRecorder:
             "hardware": hardware(),
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "wall_time_s": round(time.perf_counter() - self._t0, 3),
+            # CPU seconds of this process (every thread) while the record was open; Ray workers' are in units_cpu_s
+            "cpu_time_s": round(time.process_time() - self._cpu0, 3),
             # units of work resumed from an interrupted run count with the time they took then
             "units_compute_s": round(unit_seconds() - self._unit_seconds0, 3),
+            "units_cpu_s": round(unit_cpu_seconds() - self._unit_cpu_seconds0, 3),
             "units_untimed": units_untimed() - self._units_untimed0,
+            "units_cpu_untimed": units_cpu_untimed() - self._units_cpu_untimed0,
             "execution": merged_execution(_EXECUTIONS[self._executions0:]),
             "timings_s": self.timings,
             "metrics": [dataclasses.asdict(m) for m in self.metrics],
@@ -689,37 +694,55 @@ class UnitStore:
         with open(self._path(key)) as handle:
             return json.load(handle)["result"]
 
-    def save(self, key: str, result: Any, elapsed_s: float | None = None) -> None:
-        atomic_write_json(self._path(key), {"key": key, "result": result, "elapsed_s": elapsed_s,
+    def save(self, key: str, result: Any, elapsed_s: float | None = None, cpu_s: float | None = None) -> None:
+        atomic_write_json(self._path(key), {"key": key, "result": result, "elapsed_s": elapsed_s, "cpu_s": cpu_s,
                                             "code_sha256": self.code_sha256,
                                             "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
     def run(self, key: str, compute: Callable[[], Any]) -> Any:
-        """The unit's stored result, or compute, store and return it; its compute time is counted either way."""
-        global _UNIT_SECONDS, _UNITS_UNTIMED
+        """The unit's stored result, or compute, store and return it; its compute time is counted either way.
+
+        Wall seconds and CPU seconds (``time.process_time``: every thread of this process) are both
+        stored with the unit, so a record can say what its units cost and whether they waited for a core.
+        """
+        global _UNIT_SECONDS, _UNIT_CPU_SECONDS, _UNITS_UNTIMED, _UNITS_CPU_UNTIMED
         if self.done(key):
             with open(self._path(key)) as handle:
                 stored = json.load(handle)
             if stored.get("elapsed_s") is None:
                 _UNITS_UNTIMED += 1  # stored by an older version that did not time its units
+            if stored.get("cpu_s") is None:
+                _UNITS_CPU_UNTIMED += 1  # stored before units recorded their CPU time
             _UNIT_SECONDS += stored.get("elapsed_s") or 0.0
+            _UNIT_CPU_SECONDS += stored.get("cpu_s") or 0.0
             return stored["result"]
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         result = compute()
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         _UNIT_SECONDS += elapsed
-        self.save(key, result, elapsed)
+        _UNIT_CPU_SECONDS += cpu
+        self.save(key, result, elapsed, cpu)
         return json.loads(to_json(result))  # the same types a resumed run would see
 
 
-#: compute seconds of every unit run or resumed in this process (a resumed unit counts the time it
-#: took when it ran), so a record of a resumed run still states what the whole run cost.
+#: wall and CPU seconds of every unit run or resumed in this process (a resumed unit counts the time
+#: it took when it ran), so a record of a resumed run still states what the whole run cost.
 _UNIT_SECONDS = 0.0
+_UNIT_CPU_SECONDS = 0.0
 _UNITS_UNTIMED = 0
+_UNITS_CPU_UNTIMED = 0
 
 
 def unit_seconds() -> float:
     return _UNIT_SECONDS
+
+
+def unit_cpu_seconds() -> float:
+    return _UNIT_CPU_SECONDS
+
+
+def units_cpu_untimed() -> int:
+    return _UNITS_CPU_UNTIMED
 
 
 #: how each :func:`xrec_core.executor.run_units` call of this process ran (a record states those since it started)
