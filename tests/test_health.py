@@ -106,3 +106,42 @@ def test_the_recorder_makes_a_capped_model_unhealthy(tmp_path):
     stored = rec.as_dict()["health"]
     assert [(c["model"], c["check"], c["passed"]) for c in stored[2:]] == [
         ("CAR", "stopped improving before the epoch cap", False), ("BPR", "stopped improving before the epoch cap", True)]
+
+
+def _study(complete: int, pruned: int = 0) -> dict:
+    return {"trials_complete": complete, "trials_pruned": pruned, "trials_failed": 3}  # failed trials do not count
+
+
+def test_every_tunable_model_is_held_to_the_largest_trial_budget_of_its_record():
+    checks = {c.model: c for c in health.tuning_budget("ds", {"MT": _study(5, 1), "PMF": _study(6), "HFT": _study(4)},
+                                                       untuned=["CTR", "MT"])}
+    assert set(checks) == {"MT", "PMF", "HFT", "CTR"}  # MT was tuned: naming it untuned too changes nothing
+    assert [(checks[m].passed, checks[m].value, checks[m].floor) for m in ("MT", "PMF", "HFT", "CTR")] == [
+        (True, 6.0, 6.0), (True, 6.0, 6.0), (False, 4.0, 6.0), (False, 0.0, 6.0)]
+    assert checks["HFT"].detail == "4 of 6 trials" and checks["CTR"].detail.startswith("not tuned")
+    assert health.tuning_budget("ds", {}, untuned=["CTR", "PMF"]) == []  # nothing tuned: no budget to hold them to
+
+
+def test_a_claim_naming_an_under_tuned_model_is_untestable(tmp_path):
+    from xrec_core.claims import HOLDS, UNTESTABLE
+    from xrec_core.experiments.common import ClaimJudge
+    from xrec_core.records import MetricRow, RunRecorder
+
+    rec = RunRecorder("mt", config={}, scale="smoke", dataset="ds", seed=0, results_dir=tmp_path)
+    for model, values in (("MT", [0.7, 0.71, 0.69]), ("PMF", [0.9, 0.95, 0.93]), ("HFT", [0.9, 0.95, 0.93]),
+                          ("CTR", [0.9, 0.95, 0.93])):
+        rec.add_metric(MetricRow.from_values("T2", "ds", model, "MSE", values))
+    rec.add_tuning("MT", _study(6))
+    rec.add_tuning("PMF", _study(6))
+    rec.add_tuning("HFT", _study(2))
+    rec.add_untuned(["CTR"])
+    assert rec.unhealthy() == {"HFT", "CTR"}
+    judge = ClaimJudge(rec, unit="fold")
+    values = {m: [r.values for r in rec.metrics if r.model == m][0] for m in ("MT", "PMF", "HFT", "CTR")}
+    verdicts = [judge.better(f"MT beats {m}", "Table 2", values, "MT", m, higher_is_better=False).verdict
+                for m in ("PMF", "HFT", "CTR")]
+    assert verdicts == [HOLDS, UNTESTABLE, UNTESTABLE]
+    stored = rec.as_dict()
+    assert stored["untuned"] == ["CTR"]
+    assert [(c["model"], c["passed"]) for c in stored["health"] if c["check"] == "tuned with the record's trial budget"] == [
+        ("MT", True), ("PMF", True), ("HFT", False), ("CTR", False)]

@@ -19,13 +19,15 @@ discriminator            accuracy on held-out data of its own task above chance 
 any trained model        training loss went down                                      first epoch
 early-stopped model      fits whose validation metric was still improving at the      0
                          epoch cap (not converged)
+tunable model            finished tuning trials, when any model of the record was     the most
+                         tuned                                                        any had
 =======================  ==========================================================  =========
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -160,6 +162,25 @@ def converged_before_cap(dataset: str, learning_curves: dict[str, dict[str, dict
     return [HealthCheck(model, dataset, "stopped improving before the epoch cap", float(len(units)), 0.0, not units,
                         "still improving at the cap: " + ", ".join(units) if units else "every fit stopped improving")
             for model, units in capped.items()]
+
+
+def tuning_budget(dataset: str, tuning: Mapping[str, Mapping[str, Any]], untuned: Iterable[str] = ()) -> list[HealthCheck]:
+    """One check per tunable model of a record: it was tuned with the record's trial budget.
+
+    The budget is the most finished trials (complete or pruned) any model of the record had; a model
+    with fewer, or one that ran on the config's values (``untuned``) while others were tuned, did not
+    get the chance its rivals got (untuned baselines are the first reason neural results do not
+    reproduce, Dacrema et al. 2019), so the claims naming it are untestable. No check when no model
+    of the record was tuned.
+    """
+    finished = {model: int(s.get("trials_complete", 0)) + int(s.get("trials_pruned", 0)) for model, s in tuning.items()}
+    finished.update({model: 0 for model in untuned if model not in finished})
+    budget = max(finished.values(), default=0)
+    if budget == 0:
+        return []
+    return [HealthCheck(model, dataset, "tuned with the record's trial budget", float(n), float(budget), n >= budget,
+                        f"{n} of {budget} trials" if n else f"not tuned (config values); the budget was {budget} trials")
+            for model, n in finished.items()]
 
 
 def unhealthy_models(checks: Iterable[HealthCheck | dict[str, Any]], dataset: str | None = None) -> set[str]:

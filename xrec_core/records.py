@@ -487,6 +487,7 @@ class RunRecorder:
         self.health: list[dict[str, Any]] = []
         self.learning_curves: dict[str, dict[str, Any]] = {}
         self.tuning: dict[str, dict[str, Any]] = {}
+        self.untuned: list[str] = []
 
     # -- collection
     def add_data_files(self, paths: Iterable[str | os.PathLike], data_dir: str | os.PathLike | None = None) -> None:
@@ -537,12 +538,15 @@ class RunRecorder:
             self.health.append(c.as_dict() if hasattr(c, "as_dict") else dict(c))
 
     def all_health(self) -> list[dict[str, Any]]:
-        """The stored checks plus one convergence check per model with learning curves
-        (:func:`xrec_core.health.converged_before_cap`): a fit stopped by its epoch cap while still
-        improving did not converge, so claims naming its model are untestable."""
-        from .health import converged_before_cap
+        """The stored checks plus, derived from what the record holds, one convergence check per model
+        with learning curves (:func:`xrec_core.health.converged_before_cap`: a fit stopped by its epoch cap
+        while still improving did not converge) and one tuning-budget check per tunable model
+        (:func:`xrec_core.health.tuning_budget`: fewer trials than its rivals, or none). Claims naming a
+        model that fails either are untestable."""
+        from .health import converged_before_cap, tuning_budget
 
-        return [*self.health, *(c.as_dict() for c in converged_before_cap(self.dataset, self.learning_curves))]
+        return [*self.health, *(c.as_dict() for c in converged_before_cap(self.dataset, self.learning_curves)),
+                *(c.as_dict() for c in tuning_budget(self.dataset, self.tuning, self.untuned))]
 
     def unhealthy(self) -> set[str]:
         """Models that failed a health check so far (claims naming them are untestable)."""
@@ -562,6 +566,11 @@ class RunRecorder:
     def add_tuning(self, model: str, summary: Mapping[str, Any]) -> None:
         """Store a model's hyperparameter study (:func:`xrec_core.tuning.tuning_summary`) under ``tuning``."""
         self.tuning[model] = dict(summary)
+
+    def add_untuned(self, models: Iterable[str]) -> None:
+        """Models that have a search space but ran on the config's values (no study): held to the
+        tuned models' trial budget by the health check."""
+        self.untuned.extend(m for m in models if m not in self.untuned)
 
     # -- output
     @property
@@ -599,6 +608,7 @@ class RunRecorder:
             "tables": self.tables,
             "artifacts": self.artifacts,
             "tuning": self.tuning,
+            "untuned": self.untuned,
             "notes": self.notes,
         }
 

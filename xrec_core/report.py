@@ -253,3 +253,124 @@ def _html_table(df: pd.DataFrame) -> str:
         "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>" for row in df.itertuples(index=False)
     )
     return f'<table class="scorecard">\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table>\n'
+
+
+# --------------------------------------------------------------------------- tuning: the same budget for every model
+#: what a record's tuning summary counts as a trial it used (a running or waiting trial is not counted)
+COUNTED_TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def tuning_table(record: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per tuned model of a record: its trial budget (complete, pruned, failed), best value and parameters.
+
+    Every number is the record's own (:func:`xrec_core.tuning.tuning_summary` at the time of the run),
+    so models tuned with unequal budgets show it here.
+    """
+    rows = []
+    for model, summary in record.get("tuning", {}).items():
+        counts = {state: int(summary.get(f"trials_{state}", 0)) for state in ("complete", "pruned", "failed")}
+        params = ", ".join(f"{name}={_fmt(value, 3)}" for name, value in sorted(summary.get("best_params", {}).items()))
+        rows.append({"model": model, "trials": sum(counts.values()), **counts,
+                     "direction": summary.get("direction"), "best value": summary.get("best_value"),
+                     "best trial": summary.get("best_trial"), "best parameters": params})
+    return pd.DataFrame(rows, columns=["model", "trials", "complete", "pruned", "failed", "direction", "best value",
+                                       "best trial", "best parameters"])
+
+
+def study_trials(record: Mapping[str, Any], model: str) -> pd.DataFrame | None:
+    """The trials of ``model``'s study that the record counted, read from the study file the record names.
+
+    A study may have been continued after the record was written; only its first trials (by number) up
+    to the record's count are returned, so the history shown is the one the record's parameters came
+    from. Columns: ``number``, ``state``, ``value`` (a pruned trial's last reported value) and
+    ``best_so_far`` (over complete trials, in the study's direction). ``None`` when the study file is
+    not in this checkout.
+    """
+    import optuna
+
+    summary = record["tuning"][model]
+    path = Path(summary["storage"])
+    path = path if path.is_absolute() else REPO_ROOT / path  # records store it relative to the repository
+    if not path.exists():
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=summary.get("study", model), storage=f"sqlite:///{path}")
+    counted = sum(int(summary.get(f"trials_{state}", 0)) for state in ("complete", "pruned", "failed"))
+    trials = sorted((t for t in study.get_trials(deepcopy=False) if t.state.name in COUNTED_TRIAL_STATES),
+                    key=lambda t: t.number)[:counted]
+    rows = []
+    for t in trials:
+        value = t.value
+        if value is None and t.intermediate_values:
+            value = t.intermediate_values[max(t.intermediate_values)]
+        rows.append({"number": t.number, "state": t.state.name.lower(), "value": value})
+    table = pd.DataFrame(rows, columns=["number", "state", "value"])
+    complete = table["value"].where(table["state"] == "complete")
+    best = complete.cummin() if summary.get("direction", "minimize") == "minimize" else complete.cummax()
+    table["best_so_far"] = best.ffill()
+    return table
+
+
+def tuning_history_figure(record: Mapping[str, Any]):
+    """Small multiples, one panel per tuned model: each counted trial's value (dots: complete; crosses:
+    pruned, at their last reported value) and the best value so far (line). ``None`` without tuning."""
+    import matplotlib.pyplot as plt
+
+    models = list(record.get("tuning", {}))
+    if not models:
+        return None
+    cols = min(4, len(models))
+    rows = math.ceil(len(models) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        trials = study_trials(record, model)
+        summary = record["tuning"][model]
+        ax.set_title(f"{model} ({int(summary.get('trials_complete', 0))} complete"
+                     f", {int(summary.get('trials_pruned', 0))} pruned)", fontsize=8)
+        if trials is None:
+            ax.text(0.5, 0.5, "study file not in this checkout", ha="center", va="center", fontsize=7,
+                    transform=ax.transAxes)
+            continue
+        for state, marker in (("complete", "o"), ("pruned", "x")):
+            sub = trials[trials["state"] == state]
+            ax.scatter(sub.index, sub["value"], marker=marker, s=18, color="tab:blue", label=state)
+        ax.step(trials.index, trials["best_so_far"], where="post", color="tab:red", lw=1.2, label="best so far")
+        ax.set_xlabel("trial", fontsize=7)
+        ax.set_ylabel(f"validation ({'lower' if summary.get('direction') == 'minimize' else 'higher'} is better)",
+                      fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_visible(False)
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(fontsize=6)
+    fig.suptitle(f"Tuning trials, {record['paper']} on {record['dataset']} ({record['scale']})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def committed_tuning(paper_key: str, *, root: str | Path | None = None,
+                     figure_dir: str | Path | None = None) -> list[Path]:
+    """Show, for each committed non-smoke record of a chapter, its tuning budgets and trial histories.
+
+    Each history figure is also saved as a PNG under ``figure_dir`` (default ``outputs/figures/<paper>``);
+    returns the saved paths. Records without tuning are named, so a chapter whose models ran untuned says so.
+    """
+    from IPython.display import Markdown, display
+
+    from .plots import save_figure, show_figure
+
+    figure_dir = Path(figure_dir) if figure_dir else REPO_ROOT / "outputs" / "figures" / paper_key
+    saved = []
+    for rec in committed_records(paper_key, root=root):
+        name = Path(rec.get("_path", f"{paper_key}__{rec['dataset']}")).stem
+        if not rec.get("tuning"):
+            display(Markdown(f"**{rec['dataset']}** ({rec['scale']} scale): no tuning study behind this record; "
+                             "its models ran with the config's values."))
+            continue
+        display(Markdown(f"**{rec['dataset']}** ({rec['scale']} scale): trials per model and the best parameters "
+                         "every table row of this record used"))
+        display(tuning_table(rec))
+        fig = tuning_history_figure(rec)
+        saved.append(save_figure(fig, figure_dir / f"{name}__tuning.png"))
+        show_figure(fig)
+    return saved

@@ -80,6 +80,7 @@ def record_tuning(recorder, cfg: MVAEConfig, tuned: dict[str, dict[str, Any]]) -
     for name in tuned:
         recorder.add_tuning(name, tuning_summary(PAPER, cfg.dataset, name, cfg.results_dir or None, cfg.scale))
     untuned = [m for m in cfg.model_list if m not in tuned]
+    recorder.add_untuned(untuned)
     if untuned and tuned:
         recorder.note(f"not tuned (config values; the tuned models had {cfg.tune_trials} trials each): {', '.join(untuned)}")
     elif untuned:

@@ -10,6 +10,7 @@ then the figures.
 from __future__ import annotations
 
 import dataclasses
+import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,7 @@ def record_tuning(recorder: RunRecorder, cfg: SemaxConfig) -> None:
                                                      cfg.results_dir or None, cfg.scale))
         else:
             untuned.append(name)
+    recorder.add_untuned(untuned)
     if untuned:
         recorder.note(f"Not tuned (no study for this dataset and scale; config values used): {', '.join(untuned)}.")
 
@@ -368,18 +370,25 @@ def attention_table(model: Any, data: SemaxData, review: int) -> pd.DataFrame:
 
 
 def attention_view(model: Any, data: SemaxData, n_reviews: int = 30):
-    """Interactive view (ipywidgets) of SEMAX's word attention on training reviews; ``None`` without ipywidgets."""
+    """Interactive view (ipywidgets) of SEMAX's word attention on training reviews; ``None`` without ipywidgets.
+
+    The table is an ``HTML`` widget whose value is replaced on each pick: ``widgets.interactive``
+    (an ``Output`` widget cleared on each call) intermittently deadlocks nbclient when papermill
+    executes the notebook in batch (kernel idle, papermill waiting), as the NAR and MVAE browsers did.
+    """
     try:
         import ipywidgets as widgets
-        from IPython.display import display
     except ImportError:
         return None
     choices = [int(i) for i in data.fit_idx[-n_reviews:]]
     df = data.reviews
 
-    def show(review: int) -> None:
+    def table(review: int) -> str:
         row = df.iloc[review]
-        print(f"user {row['user']}  item {row['item']}  rating {row['rating']:g}")
-        display(attention_table(model, data, review).head(15))
+        head = f"<p>user {html.escape(str(row['user']))}, item {html.escape(str(row['item']))}, rating {row['rating']:g}</p>"
+        return head + attention_table(model, data, review).head(15).to_html(index=False)
 
-    return widgets.interactive(show, review=widgets.Dropdown(options=choices, value=choices[0], description="review"))
+    pick = widgets.Dropdown(options=choices, value=choices[0], description="review")
+    view = widgets.HTML(value=table(choices[0]))
+    pick.observe(lambda change: setattr(view, "value", table(change["new"])), names="value")
+    return widgets.VBox([pick, view])
