@@ -260,6 +260,11 @@ def _html_table(df: pd.DataFrame) -> str:
 COUNTED_TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
+def _recorded_trials(summary: Mapping[str, Any]) -> dict[str, int]:
+    """A study's trial counts as the record states them: ``complete``, ``pruned``, ``failed``."""
+    return {state: int(summary.get(f"trials_{state}", 0)) for state in ("complete", "pruned", "failed")}
+
+
 def tuning_table(record: Mapping[str, Any]) -> pd.DataFrame:
     """One row per tuned model of a record: its trial budget (complete, pruned, failed), best value and parameters.
 
@@ -268,7 +273,7 @@ def tuning_table(record: Mapping[str, Any]) -> pd.DataFrame:
     """
     rows = []
     for model, summary in record.get("tuning", {}).items():
-        counts = {state: int(summary.get(f"trials_{state}", 0)) for state in ("complete", "pruned", "failed")}
+        counts = _recorded_trials(summary)
         params = ", ".join(f"{name}={_fmt(value, 3)}" for name, value in sorted(summary.get("best_params", {}).items()))
         rows.append({"model": model, "trials": sum(counts.values()), **counts,
                      "direction": summary.get("direction"), "best value": summary.get("best_value"),
@@ -293,9 +298,8 @@ def study_trials(record: Mapping[str, Any], model: str) -> pd.DataFrame | None:
     path = path if path.is_absolute() else REPO_ROOT / path  # records store it relative to the repository
     if not path.exists():
         return None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=summary.get("study", model), storage=f"sqlite:///{path}")
-    counted = sum(int(summary.get(f"trials_{state}", 0)) for state in ("complete", "pruned", "failed"))
+    counted = sum(_recorded_trials(summary).values())
     trials = sorted((t for t in study.get_trials(deepcopy=False) if t.state.name in COUNTED_TRIAL_STATES),
                     key=lambda t: t.number)[:counted]
     rows = []
@@ -325,8 +329,8 @@ def tuning_history_figure(record: Mapping[str, Any]):
     for ax, model in zip(axes.flat, models):
         trials = study_trials(record, model)
         summary = record["tuning"][model]
-        ax.set_title(f"{model} ({int(summary.get('trials_complete', 0))} complete"
-                     f", {int(summary.get('trials_pruned', 0))} pruned)", fontsize=8)
+        counts = _recorded_trials(summary)
+        ax.set_title(f"{model} ({counts['complete']} complete, {counts['pruned']} pruned)", fontsize=8)
         if trials is None:
             ax.text(0.5, 0.5, "study file not in this checkout", ha="center", va="center", fontsize=7,
                     transform=ax.transAxes)
@@ -362,7 +366,7 @@ def committed_tuning(paper_key: str, *, root: str | Path | None = None,
     figure_dir = Path(figure_dir) if figure_dir else REPO_ROOT / "outputs" / "figures" / paper_key
     saved = []
     for rec in committed_records(paper_key, root=root):
-        name = Path(rec.get("_path", f"{paper_key}__{rec['dataset']}")).stem
+        name = Path(rec["_path"]).stem  # committed_records names each record's file
         if not rec.get("tuning"):
             display(Markdown(f"**{rec['dataset']}** ({rec['scale']} scale): no tuning study behind this record; "
                              "its models ran with the config's values."))
