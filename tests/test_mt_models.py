@@ -123,6 +123,18 @@ def test_sampling_keeps_prefix_never_emits_banned_and_pads_after_eos():
             assert 0 not in row
 
 
+def test_sampling_bars_eos_before_min_len():
+    torch.manual_seed(1)
+    dec = ReviewDecoder(9, 4, 6, 2, pad_id=0, banned_ids=(0, 2))
+    with torch.no_grad():  # a decoder that ends at once
+        dec.out.bias[3] = 50.0
+    cond = torch.randn(30, 2)
+    assert bool((dec.sample(cond, 6, bos_id=2, eos_id=3, pad_id=0)[:, 0] == 3).all())
+    for greedy in (False, True):
+        out = dec.sample(cond, 6, bos_id=2, eos_id=3, pad_id=0, min_len=2, greedy=greedy)
+        assert not bool((out[:, :2] == 3).any()) and bool((out[:, 2] == 3).all())
+
+
 def test_reinforce_gradient_is_unbiased_on_a_toy_bandit():
     """Monte Carlo mean of the Eq. 3 estimator vs. the exact gradient p * (r - J) of J = sum_a p_a r_a."""
     torch.manual_seed(0)

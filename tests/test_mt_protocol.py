@@ -213,6 +213,32 @@ def fixture_corpus():
     return mt.corpus_from_frame(df, _fixture_cfg("/nonexistent"))
 
 
+def test_reviews_without_words_are_dropped_and_counted():
+    df = pd.DataFrame({"user": list("aabbccddee"), "item": list("xyxyxyxyxy"), "rating": [5.0] * 10,
+                       "text": ["good strap", "", "fine tuner", "!!!", "cheap cable", "loud", "  ", "works",
+                                "nice", "great sound"]})
+    corpus = mt.corpus_from_frame(df, _fixture_cfg("/nonexistent", n_folds=2))
+    assert corpus.dropped_without_words == 2 and len(corpus.tokens) == 8 and all(corpus.tokens)
+    assert "" not in set(corpus.df["text"].str.strip())
+    assert sorted(np.concatenate(corpus.folds).tolist()) == list(range(8))
+    assert mt.dataset_table(corpus)["reviews without words (dropped)"].iat[0] == 2
+
+
+def test_opinosis_backs_off_to_all_training_reviews_for_an_item_without_any(fixture_corpus):
+    import dataclasses
+
+    cfg = _fixture_cfg("/nonexistent")
+    valid_row = int(mt.fold_data(fixture_corpus, 0, cfg).valid[0])  # the split does not depend on item ids
+    corpus = dataclasses.replace(fixture_corpus, items=fixture_corpus.items.copy())
+    # a new item with one review in the validation split (so none to fit on) and one in the test fold
+    corpus.items[[valid_row, int(corpus.folds[0][0])]] = corpus.n_items
+    fold = mt.fold_data(corpus, 0, cfg)
+    assert corpus.n_items - 1 in fold.tensors.items[fold.test]
+    out = protocol.run_text_baseline_fold(cfg, corpus, fold, "Opinosis")
+    empty = next(c for c in out["diversity"] if c["check"] == "empty outputs")
+    assert empty["value"] == 0.0, empty["detail"]
+
+
 def _counting(monkeypatch, calls, fail_on=None):
     """Wrap every unit function of the protocol with a call counter (``fail_on(name, args)`` may interrupt)."""
     for name in ("tune_lambda", "run_mt_fold", "run_simple_baselines_fold", "run_rating_baseline_fold",

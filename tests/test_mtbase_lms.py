@@ -103,7 +103,29 @@ def test_ngram_generation_is_seeded_and_clean(data):
     assert all(t in set(WORDS) | set(USER_WORDS) for s in a for t in s)  # no <UNK>, <EOS> or <BOS>
 
 
+def test_min_len_bars_an_empty_review_the_unigram_would_often_sample():
+    from xrec_core.data.text import Vocabulary
+
+    one_word = [[w] for w in WORDS] * 5  # unigram P(<EOS>) = 1/2 at every step, the first included
+    lm = InterpolatedNgramLM(Vocabulary.build(one_word, min_freq=1), n=1).fit(one_word)
+    free = lm.generate(users=np.zeros(200, int), max_len=5, seed=0)
+    assert 70 <= sum(not s for s in free) <= 130  # about half empty
+    barred = lm.generate(users=np.zeros(200, int), max_len=5, seed=0, min_len=2)
+    assert all(len(s) >= 2 for s in barred)
+
+
 # ------------------------------------------------------------------------- neural LMs
+def test_neural_min_len_bars_eos_before_that_many_words(data):
+    vocab, (train, tu, ti), _ = data
+    model = LSTMLM(vocab, emb_dim=16, hidden_dim=24, epochs=1).fit(train, users=tu, items=ti)
+    with torch.no_grad():  # a model that always ends at once
+        model.net.out.weight.zero_()
+        model.net.out.bias.zero_()
+        model.net.out.bias[vocab.eos_id] = 50.0
+    assert all(s == [] for s in model.generate(users=tu[:20], max_len=6, seed=1))
+    assert all(len(s) == 3 for s in model.generate(users=tu[:20], max_len=6, seed=1, min_len=3))
+
+
 def _zero_output(model) -> None:
     layer = model.net.out
     with torch.no_grad():

@@ -263,8 +263,9 @@ class NeuralTokenLM(TokenLM):
         return perplexity_from_nll(*self._nll(seqs, u, i))
 
     def generate(self, users=None, items=None, max_len: int = 30, seed: int = 0,
-                 batch_size: int = 256) -> list[list[str]]:
-        """Sample one review per entry of ``users``/``items`` (``<UNK>`` excluded), up to ``max_len`` words."""
+                 batch_size: int = 256, min_len: int = 0) -> list[list[str]]:
+        """Sample one review per entry of ``users``/``items`` (``<UNK>`` excluded), up to ``max_len`` words,
+        ``<EOS>`` barred before ``min_len`` words."""
         import torch
 
         self._check_fitted()
@@ -273,6 +274,8 @@ class NeuralTokenLM(TokenLM):
         gen = torch.Generator(device="cpu").manual_seed(seed)
         blocked = self._blocked.clone()
         blocked[self.unk_id] = True
+        too_short = blocked.clone()  # (V,) what may not be drawn before min_len words
+        too_short[self.eos_id] = True
         self.net.eval()
         out: list[list[str]] = []
         with torch.no_grad():
@@ -283,9 +286,9 @@ class NeuralTokenLM(TokenLM):
                 B = sl.stop - sl.start
                 seq = torch.full((B, 1), self.bos_id, dtype=torch.long, device=self.device)  # (B, 1+t)
                 done = torch.zeros(B, dtype=torch.bool, device=self.device)
-                for _ in range(max_len):
+                for step in range(max_len):
                     logits = self.net.logits(self.net.features(seq, bu, bi)[:, -1:])[:, 0]  # (B, V)
-                    probs = torch.softmax(logits.masked_fill(blocked, float("-inf")), -1)
+                    probs = torch.softmax(logits.masked_fill(too_short if step < min_len else blocked, float("-inf")), -1)
                     nxt = torch.multinomial(probs.cpu(), 1, generator=gen).to(self.device)[:, 0]  # (B,)
                     nxt = torch.where(done, torch.full_like(nxt, self.eos_id), nxt)
                     done |= nxt == self.eos_id

@@ -203,8 +203,10 @@ class InterpolatedNgramLM(TokenLM):
         lp = self.token_log_probs(token_lists)
         return perplexity_from_nll(float(-lp.sum()), len(lp))
 
-    def generate(self, users=None, items=None, max_len: int = 30, seed: int = 0) -> list[list[str]]:
-        """One sampled review per entry of ``users``/``items`` (the model ignores who asks)."""
+    def generate(self, users=None, items=None, max_len: int = 30, seed: int = 0, min_len: int = 0) -> list[list[str]]:
+        """One sampled review per entry of ``users``/``items`` (the model ignores who asks), ``<EOS>``
+        barred before ``min_len`` words (interpolation gives ``<EOS>`` its unigram mass at every step,
+        the first included)."""
         self._check_fitted()
         rng = np.random.default_rng(seed)
         out = []
@@ -213,6 +215,8 @@ class InterpolatedNgramLM(TokenLM):
             for _ in range(max_len):
                 p = self._distribution_ids(ids[-1], ids[-2])
                 p[self.unk_id] = 0.0
+                if len(ids) - 2 < min_len:
+                    p[self.eos_id] = 0.0
                 nxt = int(rng.choice(self.vocab_size, p=p / p.sum()))
                 if nxt == self.eos_id:
                     break

@@ -32,6 +32,7 @@ class MTCorpus:
     tokens: list[list[str]]
     folds: list[np.ndarray]  # test indices of each fold
     files: list[Path] = field(default_factory=list)
+    dropped_without_words: int = 0  # reviews of the file dropped because their text has no word
 
     @property
     def n_users(self) -> int:
@@ -61,14 +62,19 @@ def corpus_from_frame(df: pd.DataFrame, cfg: MTConfig, files: Sequence[Path] = (
         raise ValueError(f"review frame lacks column(s) {sorted(missing)}")
     if cfg.max_reviews:
         df = df.iloc[: cfg.max_reviews]
-    df = df.reset_index(drop=True)
+    # a review without a word (an empty text field: 5-7 per Amazon file here) is nothing to learn to
+    # generate: kept, it taught every language model to end a review before its first word
+    tokens = [list(tokenize(t))[: cfg.max_review_len] for t in df["text"].astype(str)]
+    has_words = np.array([len(t) > 0 for t in tokens], dtype=bool)
+    df = df[has_words].reset_index(drop=True)
+    tokens = [t for t, keep in zip(tokens, has_words) if keep]
     if len(df) < cfg.n_folds:
-        raise ValueError(f"{len(df)} reviews cannot be split into {cfg.n_folds} folds")
+        raise ValueError(f"{len(df)} reviews with text cannot be split into {cfg.n_folds} folds")
     users = pd.factorize(df["user"])[0].astype(np.int64)
     items = pd.factorize(df["item"])[0].astype(np.int64)
-    tokens = [list(tokenize(t))[: cfg.max_review_len] for t in df["text"].astype(str)]
     folds = [np.asarray(test, dtype=np.int64) for _, test in _folds(kfold(len(df), cfg.n_folds, cfg.seed))]
-    return MTCorpus(df, users, items, df["rating"].to_numpy(float), tokens, folds, list(files))
+    return MTCorpus(df, users, items, df["rating"].to_numpy(float), tokens, folds, list(files),
+                    dropped_without_words=int((~has_words).sum()))
 
 
 def _folds(split) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -79,11 +85,13 @@ def _folds(split) -> list[tuple[np.ndarray, np.ndarray]]:
 def dataset_table(corpus: MTCorpus) -> pd.DataFrame:
     """Table-1 style statistics of the data the run used, plus the share of reviews whose
     (user, text) repeats an earlier review (Amazon 2018 files list one review once per product
-    variant; such copies land on both sides of a fold and flatter every model)."""
+    variant; such copies land on both sides of a fold and flatter every model) and the number of
+    reviews dropped because their text has no word."""
     from ...data.stats import dataset_stats
 
     stats = dataset_stats(corpus.df)
     stats["duplicate (user, text) %"] = 100.0 * float(corpus.df.duplicated(["user", "text"]).mean())
+    stats["reviews without words (dropped)"] = corpus.dropped_without_words
     return stats
 
 

@@ -134,7 +134,7 @@ def run_mt_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, with_extras: bo
     generated = {}
     for name in model.decoder_names:
         out["perplexity"][f"MT-{name}"] = model.perplexity(name, test)
-        gen = model.generate(name, t.users[test], t.items[test], greedy=False)
+        gen = model.generate(name, t.users[test], t.items[test], greedy=False, min_len=cfg.gen_min_len)
         generated[name] = [decode(g, fold.itos, t.eos_id, t.pad_id) for g in gen]
         out["tf-idf"][f"MT-{name}"] = float(np.mean(tfidf_cosine(generated[name], refs, corpus_docs)))
         out["diversity"][f"MT-{name}"] = [c.as_dict() for c in generator_diversity(
@@ -291,8 +291,12 @@ def run_text_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name
         item_text: dict[int, list[str]] = {}
         for r in fit:
             item_text.setdefault(int(t.items[r]), []).append(str(corpus.df["text"].iat[r]))
-        summaries = {j: tokenize(summarizer.summarize(item_text.get(j, []), max_words=cfg.gen_max_len))
+        summaries = {j: tokenize(summarizer.summarize(item_text[j], max_words=cfg.gen_max_len))
                      if j in item_text else [] for j in set(t.items[te].tolist())}
+        if not all(summaries.values()):  # items without training text: the summary of every training review
+            everything = tokenize(summarizer.summarize([str(corpus.df["text"].iat[r]) for r in fit],
+                                                       max_words=cfg.gen_max_len))
+            summaries = {j: s or everything for j, s in summaries.items()}
         gen = [summaries[int(j)] for j in t.items[te]]
         out: dict[str, Any] = {}
     else:
@@ -300,7 +304,8 @@ def run_text_baseline_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name
         out = {"perplexity": float(m.perplexity(refs, users=t.users[te], items=t.items[te]))}
         if getattr(m, "curve", None) is not None:
             out["curves"] = {"training": m.curve.as_dict()}
-        gen = m.generate(users=t.users[te], items=t.items[te], max_len=cfg.gen_max_len, seed=cfg.seed + fold.k)
+        gen = m.generate(users=t.users[te], items=t.items[te], max_len=cfg.gen_max_len, seed=cfg.seed + fold.k,
+                         min_len=cfg.gen_min_len)
     out["tf-idf"] = float(np.mean(tfidf_cosine(gen, refs, train_docs)))
     out["diversity"] = [c.as_dict() for c in generator_diversity(name, cfg.dataset, [" ".join(g) for g in gen])]
     return out

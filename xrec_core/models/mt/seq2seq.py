@@ -156,8 +156,9 @@ class ReviewDecoder(nn.Module):
     @torch.no_grad()
     def sample(self, cond: torch.Tensor, max_len: int, bos_id: int, eos_id: int, pad_id: int = 0, *,
                prefix: torch.Tensor | None = None, greedy: bool = False,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, min_len: int = 0) -> torch.Tensor:
         """Decode until EOS or ``max_len`` tokens; optionally continue a given ``prefix`` (B, t).
+        EOS is barred at positions before ``min_len``.
 
         Returns (B, max_len) token ids: the prefix, then sampled (or argmax) tokens, EOS included,
         PAD after the end.
@@ -178,6 +179,8 @@ class ReviewDecoder(nn.Module):
             done = ((prefix == eos_id) | (prefix == pad_id)).any(dim=1)
         for t in range(start, max_len):
             logits, h = self.step(cond, token, h)                                 # (B, V)
+            if t < min_len:
+                logits = logits.index_fill(1, torch.tensor([eos_id], device=logits.device), float("-inf"))
             if greedy:
                 token = logits.argmax(dim=-1)
             else:

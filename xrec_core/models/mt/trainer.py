@@ -471,14 +471,15 @@ class MultiTaskModel:
 
     @torch.no_grad()
     def generate(self, name: str, users: np.ndarray, items: np.ndarray, max_len: int | None = None,
-                 greedy: bool = True, chunk: int = 256) -> np.ndarray:
-        """Generated explanations (n, L) token ids (EOS then PAD at the end)."""
+                 greedy: bool = True, chunk: int = 256, min_len: int = 0) -> np.ndarray:
+        """Generated explanations (n, L) token ids (EOS then PAD at the end; no EOS before ``min_len`` words)."""
         dec = self.decoders[name]
         dec.eval()
         out = []
         for s in range(0, len(users), chunk):
             cond = self._eval_cond(name, users[s:s + chunk], items[s:s + chunk])
-            out.append(dec.sample(cond, max_len or self.max_len, self.bos_id, self.eos_id, self.pad_id, greedy=greedy).cpu().numpy())
+            out.append(dec.sample(cond, max_len or self.max_len, self.bos_id, self.eos_id, self.pad_id, greedy=greedy,
+                                  min_len=min_len).cpu().numpy())
         dec.train()
         return np.concatenate(out) if out else np.zeros((0, max_len or self.max_len), dtype=np.int64)
 
