@@ -75,3 +75,39 @@ def test_committed_tuning_shows_and_saves_one_history_per_tuned_record(record, t
     assert [p.name for p in saved] == ["nar__full__d__seed1__tuning.png"] and saved[0].stat().st_size > 0
     fig = tuning_history_figure(record)
     assert sum(ax.get_visible() for ax in fig.axes) == 2
+
+
+def test_tuning_seconds_sum_the_durations_of_the_trials_the_record_counted(record, tmp_path):
+    from xrec_core.bench_report import benchmark_summary_markdown, full_book_compute, tuning_seconds
+
+    storage = f"sqlite:///{study_path('nar', 'd', tmp_path, 'full')}"
+    want = 0.0
+    for model, counted in (("NCF", 4), ("CAR", 3)):
+        trials = sorted(optuna.load_study(study_name=model, storage=storage).trials, key=lambda t: t.number)
+        assert len(trials) > counted or model == "CAR"  # NCF's study went on after the record
+        want += sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials[:counted])
+    assert want > 0 and tuning_seconds(record) == (pytest.approx(want, rel=1e-9), 0)
+    assert study_trials(record, "NCF")["duration_s"].notna().all()
+    full = {**record, "units_compute_s": 10.0, "started_at": "2026-12-02"}
+    assert full_book_compute([full])["tuning h"].iloc[0] == pytest.approx(want / 3600)
+    assert "hours** of trials (wall clock" in benchmark_summary_markdown([full])
+    moved = {**full, "tuning": {"NCF": {**record["tuning"]["NCF"], "storage": str(tmp_path / "gone.sqlite3")}}}
+    assert "1 record name a study file this checkout lacks" in benchmark_summary_markdown([moved])
+    assert tuning_seconds({"tuning": {}}) == (0.0, 0)
+
+
+def test_a_trial_cut_off_with_its_process_has_no_duration(record, tmp_path):
+    from xrec_core.bench_report import tuning_seconds
+
+    storage = f"sqlite:///{study_path('nar', 'd', tmp_path, 'full')}"
+    study = optuna.load_study(study_name="CAR", storage=storage)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # failed later, without an error: cut off
+    failed = study.ask()
+    failed.set_user_attr("error", "ValueError: bad")
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    rec = {**record, "tuning": {"CAR": {**record["tuning"]["CAR"], "trials_failed": 2}}}
+    trials = study_trials(rec, "CAR")
+    assert trials["state"].tolist()[-2:] == ["fail", "fail"]
+    assert trials["duration_s"].isna().tolist() == [False, False, False, True, False]
+    seconds, untimed = tuning_seconds(rec)
+    assert untimed == 1 and seconds == pytest.approx(trials["duration_s"].sum())

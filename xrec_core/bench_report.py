@@ -11,7 +11,9 @@
 * **full-book compute time**: per chapter and dataset, the ``units_compute_s`` of the chapter's
   ``full`` record (the seconds its units of work took, timed by the unit store with a wall clock,
   resumed units included with the time they took when they ran) and its ``units_cpu_s`` (their CPU
-  seconds, where every unit stored them), their totals, and the records whose units were not all timed.
+  seconds, where every unit stored them), their totals, and the records whose units were not all timed;
+  beside them the wall-clock hours of the tuning trials each record counted (read from the study
+  files the record names, :func:`xrec_core.report.study_trials`).
 """
 
 from __future__ import annotations
@@ -75,8 +77,31 @@ def peer_ratios(records: Iterable[dict]) -> tuple[pd.DataFrame, dict | None]:
     return pd.DataFrame(rows), rec
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def tuning_seconds(record: dict) -> tuple[float, int]:
+    """Wall-clock seconds of the tuning trials ``record`` counted, summed over its models' studies, and
+    how many of those trials have no known duration (cut off with their process; not in the sum).
+
+    ``(0.0, 0)`` for a record without tuning; ``(nan, 0)`` when a study file it names is not in this checkout.
+    """
+    from .report import study_trials
+
+    total, untimed = 0.0, 0
+    for model in record.get("tuning", {}):
+        trials = study_trials(record, model)
+        if trials is None:
+            return math.nan, 0
+        total += float(trials["duration_s"].sum())
+        untimed += int(trials["duration_s"].isna().sum())
+    return total, untimed
+
+
 def full_book_compute(records: Iterable[dict]) -> pd.DataFrame:
-    """Per chapter and dataset, the newest ``full`` record's ``units_compute_s`` (and its untimed units)."""
+    """Per chapter and dataset, the newest ``full`` record's ``units_compute_s`` (and its untimed units)
+    and the wall-clock hours of the tuning trials it counted (:func:`tuning_seconds`)."""
     newest: dict[tuple[str, str], dict] = {}
     for rec in records:
         if rec.get("scale") != "full" or rec.get("paper") not in PAPERS or "units_compute_s" not in rec:
@@ -89,9 +114,10 @@ def full_book_compute(records: Iterable[dict]) -> pd.DataFrame:
              # CPU hours only where every unit stored its CPU time (records from 2026-12-02 on)
              "CPU h": (rec["units_cpu_s"] / 3600 if "units_cpu_s" in rec and not rec.get("units_cpu_untimed")
                        else math.nan),
+             "tuning h": tuning[0] / 3600, "tuning trials untimed": tuning[1],
              "untimed units": rec.get("units_untimed", 0),
              "record wall s": rec.get("wall_time_s"), "code": str(rec.get("code_version", {}).get("git_commit"))[:10]}
-            for (paper, dataset), rec in sorted(newest.items())]
+            for (paper, dataset), rec in sorted(newest.items()) for tuning in [tuning_seconds(rec)]]
     return pd.DataFrame(rows)
 
 
@@ -151,6 +177,13 @@ def benchmark_summary_markdown(records: list[dict]) -> str:
         parts.append(f"CPU time is known for {len(cpu_timed)} of {len(full)} of these records (units store it since "
                      "2026-12-02)" + (f": **{cpu_timed['CPU h'].sum():.1f} CPU hours** against {cpu_timed['compute h'].sum():.1f} "
                                       "wall hours for the same records" if len(cpu_timed) else "") + ".\n")
+        tuned = full.dropna(subset=["tuning h"])
+        parts.append(f"Tuning came first: **{tuned['tuning h'].sum():.1f} hours** of trials (wall clock, as Optuna "
+                     f"stored each trial's start and end) behind {int((tuned['tuning h'] > 0).sum())} of these records"
+                     + (f", not counting {_count(int(tuned['tuning trials untimed'].sum()), 'trial')} cut off with its "
+                        "process (its time is unknown)" if tuned["tuning trials untimed"].sum() else "")
+                     + (f"; {_count(len(full) - len(tuned), 'record')} name a study file this checkout lacks"
+                        if len(tuned) < len(full) else "") + ".\n")
         parts.append(_html_table(full))
     return "\n".join(parts)
 

@@ -287,9 +287,11 @@ def study_trials(record: Mapping[str, Any], model: str) -> pd.DataFrame | None:
 
     A study may have been continued after the record was written; only its first trials (by number) up
     to the record's count are returned, so the history shown is the one the record's parameters came
-    from. Columns: ``number``, ``state``, ``value`` (a pruned trial's last reported value) and
-    ``best_so_far`` (over complete trials, in the study's direction). ``None`` when the study file is
-    not in this checkout.
+    from. Columns: ``number``, ``state``, ``value`` (a pruned trial's last reported value),
+    ``best_so_far`` (over complete trials, in the study's direction) and ``duration_s`` (the trial's
+    wall-clock seconds as Optuna stored them; NaN for a trial cut off with its process, which a later
+    run marked failed, so that its span is not its compute). ``None`` when the study file is not in
+    this checkout.
     """
     import optuna
 
@@ -307,8 +309,11 @@ def study_trials(record: Mapping[str, Any], model: str) -> pd.DataFrame | None:
         value = t.value
         if value is None and t.intermediate_values:
             value = t.intermediate_values[max(t.intermediate_values)]
-        rows.append({"number": t.number, "state": t.state.name.lower(), "value": value})
-    table = pd.DataFrame(rows, columns=["number", "state", "value"])
+        cut_off = t.state.name == "FAIL" and "error" not in t.user_attrs
+        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start and not cut_off else math.nan
+        rows.append({"number": t.number, "state": t.state.name.lower(), "value": value, "duration_s": duration})
+    table = pd.DataFrame(rows, columns=["number", "state", "value", "duration_s"])
     complete = table["value"].where(table["state"] == "complete")
     best = complete.cummin() if summary.get("direction", "minimize") == "minimize" else complete.cummax()
     table["best_so_far"] = best.ffill()
