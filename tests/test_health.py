@@ -143,5 +143,11 @@ def test_a_claim_naming_an_under_tuned_model_is_untestable(tmp_path):
     assert verdicts == [HOLDS, UNTESTABLE, UNTESTABLE]
     stored = rec.as_dict()
     assert stored["untuned"] == ["CTR"]
+    rec.add_untuned(["CTR", "PMF", "PMF"])  # named once, in one standard note per call
+    assert rec.untuned == ["CTR", "PMF"]
+    assert [n for n in rec.notes if n.startswith("not tuned")] == [
+        "not tuned (no study on ds at smoke scale; the config's values were used; `xrec tune mt` gives every model "
+        "the same trial budget): CTR", "not tuned (no study on ds at smoke scale; the config's values were used; "
+        "`xrec tune mt` gives every model the same trial budget): PMF"]
     assert [(c["model"], c["passed"]) for c in stored["health"] if c["check"] == "tuned with the record's trial budget"] == [
         ("MT", True), ("PMF", True), ("HFT", False), ("CTR", False)]

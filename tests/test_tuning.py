@@ -203,3 +203,14 @@ def test_xrec_tune_runs_the_chapter_hook(tmp_path, monkeypatch, capsys):
     assert "toychapter/toy-a A: best " in capsys.readouterr().out
     assert tuning_summary("toychapter", "toy-a", "A", results, scale="full")["trials_complete"] == 4  # the scale's tune_trials
     assert tuning_summary("toychapter", "toy-a", "B", results, scale="full")["trials_complete"] == 4  # continued from 3
+
+
+def test_study_files_name_datasets_like_records_and_units(tmp_path):
+    from xrec_core.records import dataset_slug
+    from xrec_core.tuning import study_path
+
+    assert study_path("nar", "amazon2014-instruments", tmp_path, "full").name == "full__amazon2014-instruments.sqlite3"
+    a, b = tmp_path / "a" / "reviews.json", tmp_path / "b" / "reviews.json"  # two files of one name
+    assert study_path("mt", str(a), tmp_path, "full") != study_path("mt", str(b), tmp_path, "full")
+    assert study_path("mt", str(a), tmp_path).name == f"{dataset_slug(str(a))}.sqlite3"
+    assert "/" not in study_path("mt", str(a), tmp_path, "full").name.removesuffix(".sqlite3")

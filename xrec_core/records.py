@@ -473,8 +473,7 @@ class RunRecorder:
         self.name = name or f"{_slug(paper)}__{_slug(scale)}__{dataset_slug(dataset)}__seed{self.seed}"
         self.started_at = _dt.datetime.now(_dt.timezone.utc)
         self._t0, self._cpu0 = time.perf_counter(), time.process_time()
-        self._unit_seconds0, self._units_untimed0 = unit_seconds(), units_untimed()
-        self._unit_cpu_seconds0, self._units_cpu_untimed0 = unit_cpu_seconds(), units_cpu_untimed()
+        self._unit_costs0 = unit_costs()
         self._executions0 = len(_EXECUTIONS)
         self.metrics: list[MetricRow] = []
         self.curves: dict[str, Any] = {}
@@ -569,8 +568,12 @@ class RunRecorder:
 
     def add_untuned(self, models: Iterable[str]) -> None:
         """Models that have a search space but ran on the config's values (no study): held to the
-        tuned models' trial budget by the health check."""
-        self.untuned.extend(m for m in models if m not in self.untuned)
+        tuned models' trial budget by the health check, and named in one standard note."""
+        new = [m for m in dict.fromkeys(models) if m not in self.untuned]
+        self.untuned.extend(new)
+        if new:
+            self.note(f"not tuned (no study on {self.dataset} at {self.scale} scale; the config's values were used; "
+                      f"`xrec tune {self.paper}` gives every model the same trial budget): {', '.join(new)}")
 
     # -- output
     @property
@@ -594,10 +597,7 @@ class RunRecorder:
             # CPU seconds of this process (every thread) while the record was open; Ray workers' are in units_cpu_s
             "cpu_time_s": round(time.process_time() - self._cpu0, 3),
             # units of work resumed from an interrupted run count with the time they took then
-            "units_compute_s": round(unit_seconds() - self._unit_seconds0, 3),
-            "units_cpu_s": round(unit_cpu_seconds() - self._unit_cpu_seconds0, 3),
-            "units_untimed": units_untimed() - self._units_untimed0,
-            "units_cpu_untimed": units_cpu_untimed() - self._units_cpu_untimed0,
+            **(unit_costs() - self._unit_costs0).as_record(),
             "execution": merged_execution(_EXECUTIONS[self._executions0:]),
             "timings_s": self.timings,
             "metrics": [dataclasses.asdict(m) for m in self.metrics],
@@ -715,44 +715,53 @@ class UnitStore:
         Wall seconds and CPU seconds (``time.process_time``: every thread of this process) are both
         stored with the unit, so a record can say what its units cost and whether they waited for a core.
         """
-        global _UNIT_SECONDS, _UNIT_CPU_SECONDS, _UNITS_UNTIMED, _UNITS_CPU_UNTIMED
         if self.done(key):
             with open(self._path(key)) as handle:
                 stored = json.load(handle)
-            if stored.get("elapsed_s") is None:
-                _UNITS_UNTIMED += 1  # stored by an older version that did not time its units
-            if stored.get("cpu_s") is None:
-                _UNITS_CPU_UNTIMED += 1  # stored before units recorded their CPU time
-            _UNIT_SECONDS += stored.get("elapsed_s") or 0.0
-            _UNIT_CPU_SECONDS += stored.get("cpu_s") or 0.0
+            _UNIT_COSTS.add(stored.get("elapsed_s"), stored.get("cpu_s"))
             return stored["result"]
         t0, cpu0 = time.perf_counter(), time.process_time()
         result = compute()
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        _UNIT_SECONDS += elapsed
-        _UNIT_CPU_SECONDS += cpu
+        _UNIT_COSTS.add(elapsed, cpu)
         self.save(key, result, elapsed, cpu)
         return json.loads(to_json(result))  # the same types a resumed run would see
 
 
-#: wall and CPU seconds of every unit run or resumed in this process (a resumed unit counts the time
-#: it took when it ran), so a record of a resumed run still states what the whole run cost.
-_UNIT_SECONDS = 0.0
-_UNIT_CPU_SECONDS = 0.0
-_UNITS_UNTIMED = 0
-_UNITS_CPU_UNTIMED = 0
+@dataclass
+class UnitCosts:
+    """Wall and CPU seconds of units of work, and how many were stored without them (older versions)."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    untimed: int = 0  # stored by a version that did not time its units
+    cpu_untimed: int = 0  # stored before units recorded their CPU time
+
+    def add(self, wall_s: float | None, cpu_s: float | None) -> None:
+        """Count one unit's stored (or just measured) seconds; ``None``: the unit did not store them."""
+        self.wall_s += wall_s or 0.0
+        self.cpu_s += cpu_s or 0.0
+        self.untimed += wall_s is None
+        self.cpu_untimed += cpu_s is None
+
+    def __sub__(self, other: "UnitCosts") -> "UnitCosts":
+        return UnitCosts(self.wall_s - other.wall_s, self.cpu_s - other.cpu_s, self.untimed - other.untimed,
+                         self.cpu_untimed - other.cpu_untimed)
+
+    def as_record(self) -> dict[str, Any]:
+        """The record's fields: ``units_compute_s``, ``units_cpu_s``, ``units_untimed``, ``units_cpu_untimed``."""
+        return {"units_compute_s": round(self.wall_s, 3), "units_cpu_s": round(self.cpu_s, 3),
+                "units_untimed": self.untimed, "units_cpu_untimed": self.cpu_untimed}
 
 
-def unit_seconds() -> float:
-    return _UNIT_SECONDS
+#: the costs of every unit run or resumed in this process (a resumed unit counts the time it took
+#: when it ran), so a record of a resumed run still states what the whole run cost.
+_UNIT_COSTS = UnitCosts()
 
 
-def unit_cpu_seconds() -> float:
-    return _UNIT_CPU_SECONDS
-
-
-def units_cpu_untimed() -> int:
-    return _UNITS_CPU_UNTIMED
+def unit_costs() -> UnitCosts:
+    """A copy of this process's unit costs so far (a record subtracts the copy taken when it opened)."""
+    return dataclasses.replace(_UNIT_COSTS)
 
 
 #: how each :func:`xrec_core.executor.run_units` call of this process ran (a record states those since it started)
@@ -778,7 +787,3 @@ def merged_execution(batches: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                    **{k: out[k] + batch.get(k, 0) for k in counts}, workers=max(out["workers"], batch.get("workers", 0)),
                    hosts=hosts)
     return out
-
-
-def units_untimed() -> int:
-    return _UNITS_UNTIMED

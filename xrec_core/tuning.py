@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .executor import Resources
 from .paths import results_root
+from .records import dataset_slug
 from .records import portable_path
 from .search_space import Categorical, Dimension, Float, Int, LogFloat, SearchSpace, describe_space, suggest  # noqa: F401
 
@@ -122,8 +123,10 @@ def study_path(paper: str, dataset: str, results_dir: str | Path | None = None, 
     """The SQLite file of a chapter's studies on ``dataset``: ``<results>/<paper>/tuning/[<scale>__]<dataset>.sqlite3``.
 
     Pass the run's ``scale``: a study on smoke-sized data must not hand its parameters to a full run.
+    ``dataset`` is named as in records and units (:func:`xrec_core.records.dataset_slug`): a registry
+    name as it is, a file path by its stem and a short hash.
     """
-    name = f"{scale}__{dataset}" if scale else dataset
+    name = f"{scale}__{dataset_slug(dataset)}" if scale else dataset_slug(dataset)
     return results_root(results_dir) / paper / "tuning" / f"{name}.sqlite3"
 
 

@@ -84,6 +84,3 @@ def record_tuning(recorder: RunRecorder, cfg: GRUConfig, tuned: dict[str, dict[s
         recorder.add_tuning(name, tuning_summary("gru", cfg.dataset, name, results_dir=cfg.results_dir or None, scale=cfg.scale))
     untuned = [m for m in models if m not in tuned and m != "MostPop"]
     recorder.add_untuned(untuned)
-    if untuned:
-        recorder.note(f"No tuning study on {cfg.dataset} ({cfg.scale}) for {', '.join(untuned)}: they ran with the "
-                      f"config's values (`xrec tune gru` runs {cfg.tune_trials} trials per model, the same budget for all).")

@@ -179,10 +179,6 @@ def _record_tuning(recorder: RunRecorder, cfg: MTConfig) -> None:
     tuned = [name for name in TUNED_MODELS if tuned_params(cfg, name)]
     ran = {row.model for row in recorder.metrics}
     recorder.add_untuned(name for name in TUNED_MODELS if name in ran and name not in tuned)
-    if not tuned:
-        recorder.note("No tuning study on this dataset and scale: every model ran with the config's values "
-                      "(`xrec tune mt` gives MT and each baseline the same trial budget).")
-        return
     from ...tuning import tuning_summary
 
     for name in tuned:

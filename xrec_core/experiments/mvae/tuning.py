@@ -81,8 +81,3 @@ def record_tuning(recorder, cfg: MVAEConfig, tuned: dict[str, dict[str, Any]]) -
         recorder.add_tuning(name, tuning_summary(PAPER, cfg.dataset, name, cfg.results_dir or None, cfg.scale))
     untuned = [m for m in cfg.model_list if m not in tuned]
     recorder.add_untuned(untuned)
-    if untuned and tuned:
-        recorder.note(f"not tuned (config values; the tuned models had {cfg.tune_trials} trials each): {', '.join(untuned)}")
-    elif untuned:
-        recorder.note("no model was tuned in this run: every generator used the config's values "
-                      f"(`xrec tune mvae` runs {cfg.tune_trials} trials per model)")

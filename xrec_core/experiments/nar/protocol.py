@@ -211,9 +211,6 @@ def _record_tuning(recorder: RunRecorder, cfg: NARConfig, tuned: dict[str, dict[
         recorder.add_tuning(name, tuning_summary(PAPER, cfg.dataset, name, cfg.results_dir or None, cfg.scale))
     untuned = [m for m in LEARNED_MODELS if m not in tuned]
     recorder.add_untuned(untuned)
-    if untuned:
-        recorder.note(f"not tuned (no completed study; `xrec tune nar` runs them), the config's values used: "
-                      f"{', '.join(untuned)}")
 
 
 def tune_models(cfg: NARConfig, models: list[str] | None = None, n_trials: int | None = None,

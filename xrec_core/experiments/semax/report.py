@@ -237,8 +237,6 @@ def record_tuning(recorder: RunRecorder, cfg: SemaxConfig) -> None:
         else:
             untuned.append(name)
     recorder.add_untuned(untuned)
-    if untuned:
-        recorder.note(f"Not tuned (no study for this dataset and scale; config values used): {', '.join(untuned)}.")
 
 
 # --------------------------------------------------------------------------- figures and views
