@@ -331,3 +331,35 @@ def test_status_verifies_checksums_of_present_data(data_dir):
     for name in ("amazon2014-instruments", "amazon2018-allbeauty", "citeulike-t", "mter-cellphones"):
         assert table.loc[name, "present"] and table.loc[name, "checksums"] == "ok"
     assert not table.loc["yelp2013", "present"]
+
+
+def _k_core_one_at_a_time(pairs: set[tuple[int, int]], k: int) -> set[tuple[int, int]]:
+    """Reference: drop one user or item with fewer than ``k`` pairs at a time (the k-core is unique)."""
+    from collections import Counter
+
+    pairs = set(pairs)
+    while True:
+        users, items = Counter(u for u, _ in pairs), Counter(i for _, i in pairs)
+        weak = next(((u, None) for u, n in users.items() if n < k), None) or \
+            next(((None, i) for i, n in items.items() if n < k), None)
+        if weak is None:
+            return pairs
+        pairs = {(u, i) for u, i in pairs if u != weak[0] and i != weak[1]}
+
+
+def test_k_core_equals_removing_one_weak_user_or_item_at_a_time():
+    import pandas as pd
+
+    from xrec_core.data.stats import k_core
+
+    rng = np.random.default_rng(3)
+    pairs = {(int(u), int(i)) for u, i in zip(rng.integers(0, 15, 120), rng.integers(0, 10, 120))}
+    df = pd.DataFrame(sorted(pairs), columns=["user", "item"])
+    sizes = []
+    for k in (2, 3, 4, 5):
+        core = k_core(df, k)
+        assert set(map(tuple, core[["user", "item"]].to_numpy().tolist())) == _k_core_one_at_a_time(pairs, k)
+        sizes.append(len(core))
+    assert sizes[0] > sizes[-1] > 0 or sizes[-1] == 0
+    assert len(set(sizes)) > 1  # the cut bites at some k on this sample
+    assert k_core(df, 1) is df

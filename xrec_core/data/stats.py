@@ -22,3 +22,18 @@ def dataset_stats(df: pd.DataFrame, name: str = "") -> pd.DataFrame:
     if "rating" in df:
         row["mean rating"] = float(df["rating"].mean())
     return pd.DataFrame([row])
+
+
+def k_core(df: pd.DataFrame, k: int, user: str = "user", item: str = "item") -> pd.DataFrame:
+    """The largest subset of ``df``'s rows in which every user and every item has at least ``k`` rows.
+
+    The "k-core" of the Amazon 5-core files (McAuley et al. 2015): rows of users or items with fewer
+    than ``k`` are dropped, repeatedly, until none is left. ``k <= 1`` returns ``df`` unchanged.
+    """
+    if k <= 1:
+        return df
+    while True:
+        keep = (df.groupby(user)[user].transform("size") >= k) & (df.groupby(item)[item].transform("size") >= k)
+        if keep.all():
+            return df
+        df = df[keep]

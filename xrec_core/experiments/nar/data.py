@@ -66,14 +66,14 @@ def prepare(cfg: NARConfig, seed: int, mentions: tuple[pd.DataFrame, list[str], 
     so that several seeds share one extraction.
     """
     from ...data.splits import per_user_holdout, sample_candidates
-    from ...data.stats import dataset_stats
+    from ...data.stats import dataset_stats, k_core
     from ...models.nar.features import item_features, mention_counts, user_features
 
     df, feature_names, files = mentions if mentions is not None else reviews_with_mentions(cfg)
     if cfg.max_users:
         keep = np.random.default_rng(0).permutation(df["user"].unique())[: cfg.max_users]
         df = df[df["user"].isin(keep)]
-    df = df.copy()
+    df = k_core(df, cfg.k_core).copy()
     df["user"] = df["user"].astype("category").cat.codes.astype(np.int64)
     df["item"] = df["item"].astype("category").cat.codes.astype(np.int64)
     n_users, n_items, P = int(df["user"].max()) + 1, int(df["item"].max()) + 1, len(feature_names)
