@@ -2,7 +2,11 @@
 
 Each model trains for a fixed number of steps on synthetic batches shaped like the
 explanation data (``--vocab`` words, sentences of ``--length`` tokens), in a fresh process so
-that the peak resident memory (CPU) or peak CUDA memory (GPU) belongs to that model alone.
+that the peak resident memory (CPU) or peak CUDA memory (GPU) belongs to that model alone. One
+warm-up step runs under ``torch.utils.flop_counter.FlopCounterMode``: the floating-point operations
+of a training step's matrix products, convolutions and attention (forward and backward; element-wise
+work is not counted), so that tokens/s can be read against the work each model does per token
+(``gflop_per_s``: counted FLOPs per second of wall time).
 The results are written as a run record ``RunRecorder("bench_mvae", scale="bench", ...)`` with a
 figure. Not run by the tests.
 
@@ -50,6 +54,7 @@ def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model.train()
+    flops = 0
     for step in range(steps + 2):
         if step == 2:  # two warm-up steps excluded from timing
             if dev.type == "cuda":
@@ -57,9 +62,15 @@ def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab
             t0, c0 = time.perf_counter(), time.process_time()
         b = make_batch()
         model.on_step(step)
-        loss = model.loss(b)["loss"]
         opt.zero_grad()
-        loss.backward()
+        if step == 0:  # a warm-up step, counted (the counter slows it)
+            from torch.utils.flop_counter import FlopCounterMode
+
+            with FlopCounterMode(display=False) as counter:
+                model.loss(b)["loss"].backward()
+            flops = counter.get_total_flops()
+        else:
+            model.loss(b)["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
     if dev.type == "cuda":
@@ -68,6 +79,7 @@ def _bench_one(name: str, scale: str, steps: int, batch: int, length: int, vocab
     peak_mb = (torch.cuda.max_memory_allocated() / 2 ** 20 if dev.type == "cuda"
                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     queue.put({"model": name, "tokens_per_s": steps * batch * (length + 1) / wall, "step_s": wall / steps,
+               "mflop_per_token": flops / (batch * (length + 1)) / 1e6, "gflop_per_s": flops * steps / wall / 1e9,
                "peak_mb": peak_mb, "parameters": sum(p.numel() for p in model.parameters()), "device": str(dev),
                **timing_fields(wall, cpu), "thread_info": thread_info()})
 

@@ -77,3 +77,20 @@ def test_gpu_path_is_untested_until_a_cuda_record_exists(device, untested):
     assert ("The GPU path is untested" in text) is untested
     if not untested:
         assert "1 of 2 chapter smoke runs finished on the GPU" in text and re.search(r"GPU Y", text)
+
+
+def test_mvae_vs_peter_reads_speed_work_and_flop_rate_from_the_newest_record():
+    from xrec_core.bench_report import mvae_vs_peter
+
+    rows = [{"model": "PETER", "tokens_per_s": 1000.0, "mflop_per_token": 6.0, "gflop_per_s": 6.0},
+            {"model": "MVAE", "tokens_per_s": 700.0, "mflop_per_token": 7.5, "gflop_per_s": 5.25}]
+    old = _bench("bench_mvae", True, "2026-11-01T00:00:00+00:00", tables={"benchmark": [{**rows[0], "tokens_per_s": 1.0}, rows[1]]})
+    new = _bench("bench_mvae", False, "2026-12-01T00:00:00+00:00", config={"threads": 1}, tables={"benchmark": rows})
+    text = mvae_vs_peter([old, new])
+    # 700/1000 = 0.70; work 7.5/6 = 1.25, so 0.80 at PETER's rate; rate 5.25/6 = 0.875
+    assert "**0.70x** PETER's tokens per second" in text and "does 1.25x PETER's work" in text
+    assert "would reach 0.80x" in text and "reaches 0.88x PETER's FLOP rate" in text and "not contended" in text
+    assert "## MVAE vs PETER" in benchmark_summary_markdown([new])
+    assert mvae_vs_peter([]) == "" and "## MVAE vs PETER" not in benchmark_summary_markdown([])
+    no_flops = _bench("bench_mvae", False, tables={"benchmark": [{"model": m, "tokens_per_s": t} for m, t in (("PETER", 10.0), ("MVAE", 5.0))]})
+    assert mvae_vs_peter([no_flops]).count("x") >= 1 and "work" not in mvae_vs_peter([no_flops])

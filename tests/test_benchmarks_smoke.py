@@ -95,6 +95,9 @@ def test_bench_mvae_tiny(tmp_path):
     record = _run("bench_mvae.py", ["--scale", "smoke", "--steps", "1", "--batch", "4", "--length", "5", "--vocab", "300",
                                     "--models", "NRT,MVAE", "--threads", "1", "--results-dir", str(tmp_path)], tmp_path)
     _check_benchmark_fields(record)
+    for row in record["tables"]["benchmark"]:  # counted work per token times tokens/s is the FLOP rate
+        assert row["mflop_per_token"] > 0
+        assert row["gflop_per_s"] == pytest.approx(row["mflop_per_token"] * row["tokens_per_s"] / 1e3, rel=1e-9)
 
 
 @pytest.mark.real_data
@@ -175,3 +178,20 @@ def test_run_all_covers_every_benchmark_and_refuses_a_busy_machine():
     busy = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "MAX_LOAD": "-1", "FORCE": "0"})
     assert busy.returncode == 3 and "machine is busy" in busy.stderr
+
+
+@pytest.mark.real_data
+def test_gru_convergence_smoke(tmp_path, data_dir):
+    record = _run("gru_convergence.py", ["--dataset", "citeulike-t", "--scale", "smoke", "--cpu-budget", "1",
+                                         "--configs", "Embed:16", "GRU:8", "--eval-users", "50",
+                                         "--results-dir", str(tmp_path)], tmp_path)
+    _check_benchmark_fields(record)
+    rows = {(r["model"], r["batch_users"]): r for r in record["tables"]["convergence"]}
+    assert set(rows) == {("Embed", 16), ("GRU", 8)}
+    floor = record["tables"]["preset"][0]["most_pop_valid_recall50"]
+    for (model, batch), row in rows.items():
+        curve = [p for p in record["tables"]["curves"] if p["model"] == model and p["batch_users"] == batch]
+        assert curve and row["best_valid_recall50"] == max(p["valid_recall50"] for p in curve)
+        assert row["vs_most_pop"] == pytest.approx(row["best_valid_recall50"] / floor)
+        # an epoch covers the preset's users at every batch size: 20 updates of 64 users at smoke
+        assert row["updates_per_epoch"] == 20 * 64 // batch and curve[0]["updates"] == row["updates_per_epoch"]

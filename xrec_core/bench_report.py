@@ -1,11 +1,14 @@
 """The benchmarks page's summary, computed from run records (issue 15): nothing on it is typed in.
 
-:func:`benchmark_summary_markdown` turns the records of ``results/*/*.json`` into four sections:
+:func:`benchmark_summary_markdown` turns the records of ``results/*/*.json`` into these sections:
 
 * **how each benchmark record was taken**: machine, code, wall/CPU ratio, load average and the
   ``contended`` flag of its ``benchmark`` block (``benchmarks/_record.py``), or that it has none;
 * **ours vs cornac**: the newest ``bench_peers`` record's CPU-time ratios (``cornac / ours``, above
   1: ours faster) with their spread over repeats, beside each side's quality;
+* **MVAE vs PETER**: from the newest ``bench_mvae`` record, MVAE's training tokens/s over PETER's at
+  equal size, and, where the record counted them, the FLOPs each does per token and the FLOP rate
+  each reaches (so a lower speed can be read as more work or as slower work);
 * **GPU**: the newest ``bench_gpu`` record taken on CUDA (per-model throughput and peak memory,
   each chapter's smoke run), or the statement that the GPU path is untested while none exists;
 * **full-book compute time**: per chapter and dataset, the ``units_compute_s`` of the chapter's
@@ -99,6 +102,29 @@ def tuning_seconds(record: dict) -> tuple[float, int]:
     return total, untimed
 
 
+def mvae_vs_peter(records: Iterable[dict]) -> str:
+    """The "MVAE vs PETER" paragraph from the newest ``bench_mvae`` record (empty without one)."""
+    rec = _newest(records, "bench_mvae")
+    if rec is None:
+        return ""
+    rows = {r["model"]: r for r in rec.get("tables", {}).get("benchmark", [])}
+    if not {"MVAE", "PETER"} <= set(rows):
+        return ""
+    mvae, peter = rows["MVAE"], rows["PETER"]
+    flag = "**contended**" if rec.get("benchmark", {}).get("contended") else "not contended"
+    text = (f"From `{Path(rec.get('_path', '')).name}` ({flag}, {rec.get('config', {}).get('threads')} thread(s)): MVAE "
+            f"trains at **{mvae['tokens_per_s'] / peter['tokens_per_s']:.2f}x** PETER's tokens per second "
+            f"({mvae['tokens_per_s']:.0f} against {peter['tokens_per_s']:.0f}).")
+    if mvae.get("mflop_per_token") and peter.get("mflop_per_token"):
+        work = mvae["mflop_per_token"] / peter["mflop_per_token"]
+        text += (f" It does {work:.2f}x PETER's work per token ({mvae['mflop_per_token']:.2f} against "
+                 f"{peter['mflop_per_token']:.2f} MFLOP of matrix products and attention, forward and backward: its "
+                 f"recognition network and prior networks come on top of the same Transformer), so at PETER's FLOP rate "
+                 f"it would reach {1 / work:.2f}x; it reaches {mvae['gflop_per_s'] / peter['gflop_per_s']:.2f}x PETER's "
+                 f"FLOP rate ({mvae['gflop_per_s']:.1f} against {peter['gflop_per_s']:.1f} GFLOP/s).")
+    return text + "\n"
+
+
 def full_book_compute(records: Iterable[dict]) -> pd.DataFrame:
     """Per chapter and dataset, the newest ``full`` record's ``units_compute_s`` (and its untimed units)
     and the wall-clock hours of the tuning trials it counted (:func:`tuning_seconds`)."""
@@ -145,6 +171,10 @@ def benchmark_summary_markdown(records: list[dict]) -> str:
                      "is faster), mean ± standard deviation over repeats (minimum to maximum); quality is mean ± "
                      "standard deviation over the same repeats.\n")
         parts.append(_html_table(peers))
+    mvae = mvae_vs_peter(records)
+    if mvae:
+        parts.append("## MVAE vs PETER\n")
+        parts.append(mvae)
     parts.append("## GPU\n")
     gpu = _newest(records, "bench_gpu", lambda r: str(r.get("config", {}).get("device", "")).startswith("cuda"))
     if gpu is None:
