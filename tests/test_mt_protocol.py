@@ -345,3 +345,19 @@ def test_tune_models_studies_a_model_and_the_run_uses_its_best_params(fixture_co
     assert protocol.tuned_params(cfg, "HFT") == {}
     with pytest.raises(ValueError, match="No tuning study"):
         mt.tune_models(cfg, ["Opinosis"], n_trials=1)
+
+
+def test_a_tuning_trial_still_improving_at_its_cap_is_pruned(fixture_corpus, tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    import optuna
+
+    from xrec_core.tuning import TuningError, study_path
+
+    cfg = _fixture_cfg(tmp_path, lm_max_epochs=1, tune_converged_only=True)  # one epoch: always at the cap, best
+    monkeypatch.setattr(protocol, "load_corpus", lambda cfg: fixture_corpus)
+    with pytest.raises(TuningError, match="every one was pruned"):
+        mt.tune_models(cfg, ["LSTM"], n_trials=2)
+    study = optuna.load_study(study_name="LSTM", storage=f"sqlite:///{study_path('mt', cfg.dataset, tmp_path, 'smoke')}")
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    assert all(t.user_attrs["not_converged"].startswith("still improving at the epoch cap: training (1 of 1")
+               for t in study.trials)

@@ -214,3 +214,28 @@ def test_study_files_name_datasets_like_records_and_units(tmp_path):
     assert study_path("mt", str(a), tmp_path, "full") != study_path("mt", str(b), tmp_path, "full")
     assert study_path("mt", str(a), tmp_path).name == f"{dataset_slug(str(a))}.sqlite3"
     assert "/" not in study_path("mt", str(a), tmp_path, "full").name.removesuffix(".sqlite3")
+
+
+def test_a_fit_still_improving_at_its_cap_is_pruned_and_never_the_best(tmp_path):
+    from xrec_core.tuning import NotConverged, require_converged
+
+    def capped(params, report):
+        # x < 0 stands for a learning rate so small that the fit ends at its cap, still improving:
+        # its (better-looking) value must not win
+        curve = {"epochs": 10, "max_epochs": 10, "best_epoch": 10 if params["x"] < 0 else 6, "valid": [1.0] * 10,
+                 "stopped_early": params["x"] >= 0}
+        require_converged({"generator": curve})
+        return (params["x"] - 1.0) ** 2
+
+    result = tune("toy", "ds", "capped", lambda p, r: capped(p, r) - 10.0 * (p["x"] < 0), space=SPACE,
+                  direction="minimize", n_trials=20, seed=0, results_dir=tmp_path)
+    study = optuna.load_study(study_name="capped", storage=f"sqlite:///{study_path('toy', 'ds', tmp_path)}")
+    capped_trials = [t for t in study.trials if t.params["x"] < 0]
+    assert capped_trials and all(t.state.name == "PRUNED" for t in capped_trials)
+    assert all(t.user_attrs["not_converged"] == "still improving at the epoch cap: generator (10 of 10 epochs)"
+               for t in capped_trials)
+    assert result.best_params["x"] >= 0 and result.n_trials_done == 20 and result.n_pruned >= len(capped_trials)
+    require_converged({"a": {"epochs": 10, "max_epochs": 10, "best_epoch": 7, "valid": [1.0] * 10}})  # stopped improving
+    with pytest.raises(NotConverged, match="b .3 of 3 epochs"):
+        require_converged({"a": {"epochs": 4, "max_epochs": 10, "best_epoch": 4, "valid": [1.0] * 4, "stopped_early": True},
+                           "b": {"epochs": 3, "max_epochs": 3, "best_epoch": 3, "valid": [1.0] * 3}})

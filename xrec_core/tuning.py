@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,28 @@ SQLITE_TIMEOUT_S = 60
 
 class TuningError(RuntimeError):
     """A study that cannot give a result (every trial failed, no study stored)."""
+
+
+class NotConverged(Exception):
+    """Raised by an objective whose fit was stopped by its epoch cap while still improving.
+
+    The book counts a result only from a model that converged, so a trial's value counts only then
+    too: :func:`tune` stores the trial as pruned (it counts in the budget, cannot be the best) with
+    the message in its user attribute ``not_converged``. Without this, a study can prefer settings
+    that stop early by the cap over ones that would have gone further (MT's first Gift_Cards study
+    chose a learning rate at which its generator was still improving after 100 epochs).
+    """
+
+
+def require_converged(curves: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise :class:`NotConverged` naming every learning curve (``LearningCurve.as_dict()`` by phase)
+    that ended at its cap on its best epoch (:func:`xrec_core.health.curve_converged`)."""
+    from .health import curve_converged
+
+    stopped = [f"{phase} ({curve.get('epochs')} of {curve.get('max_epochs')} epochs)"
+               for phase, curve in curves.items() if not curve_converged(dict(curve))]
+    if stopped:
+        raise NotConverged("still improving at the epoch cap: " + ", ".join(stopped))
 
 
 @dataclass(frozen=True)
@@ -205,6 +227,7 @@ def tune(paper: str, dataset: str, model: str, objective: Objective, *,
     TuningError
         When ``n_trials`` trials in a row fail. A failing trial (an exception other than pruning, or
         a NaN value) is stored as FAIL with its error (user attribute ``error``) and does not count;
+        a trial whose objective raised :class:`NotConverged` is stored as pruned and counts;
         an interrupted one (``KeyboardInterrupt``, which propagates) is stored as FAIL too.
 
     Notes
@@ -279,6 +302,9 @@ def _trial_function(objective: Objective, space: SearchSpace) -> Callable[["optu
             value = float(objective(params, report))
         except optuna.TrialPruned:
             raise
+        except NotConverged as exc:
+            trial.set_user_attr("not_converged", str(exc)[:500])
+            raise optuna.TrialPruned(str(exc)) from exc
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise

@@ -331,14 +331,26 @@ def tuned_params(cfg: MTConfig, name: str) -> dict[str, Any]:
 
 
 def validation_value(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str, params: Mapping[str, Any]) -> float:
-    """``name`` fitted with ``params`` on the fold's ``fit_rows``: its validation MSE or perplexity."""
+    """``name`` fitted with ``params`` on the fold's ``fit_rows``: its validation MSE or perplexity.
+
+    With ``cfg.tune_converged_only`` (every scale but smoke, whose two epochs never converge) a
+    neural fit still improving at its epoch cap raises :class:`xrec_core.tuning.NotConverged` (the
+    trial is pruned): MT's study scores validation MSE, which barely depends on the generator, so
+    without this rule it chose a learning rate at which the generator never converged.
+    """
+    from ...tuning import require_converged
+
+    check = require_converged if cfg.tune_converged_only else (lambda curves: None)
     t = fold.tensors
     va = fold.valid
     if TUNED_MODELS[name] == "perplexity":
         m = fit_lm(cfg, corpus, fold, name, params)
+        if getattr(m, "curve", None) is not None:
+            check({"training": m.curve.as_dict()})
         return float(m.perplexity([corpus.tokens[r] for r in va], users=t.users[va], items=t.items[va]))
     if name.startswith("MT"):
         m = fit_mt(name, cfg, fold, corpus, tune_lambda(cfg, fold), params)
+        check(_curves(m))
     else:
         m = fit_rating_baseline(cfg, corpus, fold, name, params)
     return mse(t.ratings[va], m.predict(t.users[va], t.items[va]))
