@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -139,3 +140,15 @@ def test_tuned_parameters_reach_the_run_and_the_record(tmp_path, no_figures):
     assert any(n.startswith("not tuned") and "CAR" in n and "VBPR" not in n for n in rec.notes)
     with pytest.raises(ValueError, match="Unknown model"):
         nar.tune_models(cfg, ["SVD"], n_trials=1, data=toy_data())
+
+
+def test_a_ranker_still_improving_at_its_cap_is_pruned_in_tuning(tmp_path):
+    import optuna
+
+    from xrec_core.tuning import TuningError, study_path
+
+    cfg = dataclasses.replace(toy_config(tmp_path), max_epochs=1, tune_converged_only=True)  # one epoch, its best
+    with pytest.raises(TuningError, match="every one was pruned"):
+        nar.tune_models(cfg, ["VBPR"], n_trials=2, data=toy_data())
+    study = optuna.load_study(study_name="VBPR", storage=f"sqlite:///{study_path('nar', cfg.dataset, tmp_path, cfg.scale)}")
+    assert all(t.user_attrs["not_converged"] == "still improving at the epoch cap: base (1 of 1 epochs)" for t in study.trials)

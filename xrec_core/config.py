@@ -39,6 +39,10 @@ class ExperimentConfig:
     #: trials of each model's hyperparameter study (:func:`xrec_core.tuning.tune`); the paper's
     #: models and the baselines get the same budget. A chapter's ``SCALES`` size it per scale.
     tune_trials: int = 50
+    #: a tuning trial whose fit was still improving at its epoch cap is pruned (counts in the budget,
+    #: never the best; :func:`xrec_core.tuning.require_converged`); every chapter's ``smoke`` preset
+    #: turns it off, since its few epochs never converge
+    tune_converged_only: bool = True
 
     #: ``{scale: {field: value}}`` applied on top of the paper defaults.
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}

@@ -73,6 +73,11 @@ class NotConverged(Exception):
     """
 
 
+def convergence_check(enabled: bool) -> Callable[[Mapping[str, Mapping[str, Any]]], None]:
+    """:func:`require_converged` when ``enabled`` (a config's ``tune_converged_only``), else a no-op."""
+    return require_converged if enabled else (lambda curves: None)
+
+
 def require_converged(curves: Mapping[str, Mapping[str, Any]]) -> None:
     """Raise :class:`NotConverged` naming every learning curve (``LearningCurve.as_dict()`` by phase)
     that ended at its cap on its best epoch (:func:`xrec_core.health.curve_converged`)."""

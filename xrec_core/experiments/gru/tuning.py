@@ -33,18 +33,20 @@ def tune_models(cfg: GRUConfig, models: Sequence[str] | None = None, n_trials: i
     neural models report every epoch's value to the study, which may prune the trial. ``data``
     defaults to :func:`load_data` of ``cfg``.
     """
-    from ...tuning import tune
+    from ...tuning import convergence_check, tune
 
     data = data or load_data(cfg)
     fold = next(f for f in make_folds(data, cfg) if f.scenario == "warm")
     names = list(models or [*testable_models(cfg, data), *TUNED])
     results = {}
+    check = convergence_check(cfg.tune_converged_only)
     for name in names:
         def objective(params: dict[str, Any], report, name: str = name) -> float:
             trial_cfg = with_tuned(cfg, name, params)
             if name in NEURAL:
                 k = trial_cfg.k_gru if name.startswith("GRU") else trial_cfg.k
                 model = fit_text_model(name, fold, data, trial_cfg, pretrained_embeddings(data, trial_cfg, k), on_epoch=report)
+                check({"training": model.curve.as_dict()})
                 return model.best_valid_recall
             valid = fold.valid
             if name in CTR_MODELS:

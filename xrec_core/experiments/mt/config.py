@@ -92,7 +92,6 @@ class MTConfig(ExperimentConfig):
     rollout_stride: int = 1
     gen_max_len: int = 40
     gen_min_len: int = 1  # words every generated review has before EOS may be drawn (no empty reviews)
-    tune_converged_only: bool = True  # a tuning trial whose fit was still improving at its cap is pruned
     lr: float = 1e-3
     d_lr: float = 1e-3
     w2v_epochs: int = 5

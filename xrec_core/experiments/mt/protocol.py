@@ -338,9 +338,9 @@ def validation_value(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str,
     trial is pruned): MT's study scores validation MSE, which barely depends on the generator, so
     without this rule it chose a learning rate at which the generator never converged.
     """
-    from ...tuning import require_converged
+    from ...tuning import convergence_check
 
-    check = require_converged if cfg.tune_converged_only else (lambda curves: None)
+    check = convergence_check(cfg.tune_converged_only)
     t = fold.tensors
     va = fold.valid
     if TUNED_MODELS[name] == "perplexity":

@@ -28,7 +28,7 @@ PAPER = "mvae"
 def tune_models(cfg: MVAEConfig, models: Sequence[str] | None = None, n_trials: int | None = None) -> dict[str, Any]:
     """Run (or continue) the study of each model; ``{model: TuneResult}``."""
     from ...device import set_seed
-    from ...tuning import tune
+    from ...tuning import convergence_check, tune
 
     exp, _ = load_explanations(cfg)
     train_rows = split_rows(exp, 0, cfg.seed)["train"]
@@ -37,12 +37,14 @@ def tune_models(cfg: MVAEConfig, models: Sequence[str] | None = None, n_trials: 
     vocab = Vocab(exp.df["tokens"].iloc[fit_rows].tolist(), cfg.vocab_size)
     fit_part, valid_part = (encode_part(exp, rows, vocab, cfg.max_words) for rows in (fit_rows, valid_rows))
     results = {}
+    check = convergence_check(cfg.tune_converged_only)
     for name in models or cfg.model_list:
         def objective(params: dict[str, Any], report, name: str = name) -> float:
             set_seed(cfg.seed)
             model = build_generator(name, exp.n_users, exp.n_items, vocab.spec, cfg, split=0, tuned=params,
                                     anneal_a0=float(max(cfg.anneal_a0, 0)))
             model.fit(fit_part, valid_part, report=report)
+            check({"training": model.curve.as_dict()})
             return model.curve.best_value
 
         results[name] = tune(PAPER, cfg.dataset, name, objective, space=registry.entry(name).search_space, direction="minimize",

@@ -223,7 +223,7 @@ def tune_models(cfg: NARConfig, models: list[str] | None = None, n_trials: int |
     the first seed's prepared split (default: prepared from the config).
     """
     from ...models.nar.models import ndcg_of_first
-    from ...tuning import tune
+    from ...tuning import convergence_check, tune
 
     unknown = sorted(set(models or ()) - set(LEARNED_MODELS))
     if unknown:
@@ -231,9 +231,11 @@ def tune_models(cfg: NARConfig, models: list[str] | None = None, n_trials: int |
     data = data if data is not None else prepare(cfg, cfg.seed)
     train, valid = validation_split(data, cfg, cfg.seed)
     out = {}
+    check = convergence_check(cfg.tune_converged_only)
     for name in models or LEARNED_MODELS:
         def objective(params: dict[str, Any], report: Any, name: str = name) -> float:
             model = fit_learned(name, train, valid, cfg, cfg.seed, params, on_epoch=report)
+            check({phase: curve.as_dict() for phase, curve in getattr(model, "curves", {}).items()})
             scores = (np.take_along_axis(model.score(valid.users), valid.pools, axis=1) if name == "BPR (tuned)"
                       else model.score_candidates(valid.users, valid.pools))
             return ndcg_of_first(scores, valid.k)

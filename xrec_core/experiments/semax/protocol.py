@@ -238,12 +238,13 @@ def tune_models(cfg: SemaxConfig, models: Sequence[str] | None = None, n_trials:
     study's best parameters.
     """
     from ...models.registry import entry
-    from ...tuning import tune
+    from ...tuning import convergence_check, tune
 
     data = load_data(cfg)
     c = data.corpus
     n_trials = n_trials or cfg.tune_trials
     out = {}
+    check = convergence_check(cfg.tune_converged_only)
     for name in models or (*PAPER_MODELS, *TUNED_BASELINES):
         if name not in (*PAPER_MODELS, *TUNED_BASELINES):
             raise ValueError(f"Unknown model {name!r}; valid: {', '.join((*PAPER_MODELS, *TUNED_BASELINES))}")
@@ -252,12 +253,14 @@ def tune_models(cfg: SemaxConfig, models: Sequence[str] | None = None, n_trials:
         def objective(params: dict[str, Any], report: Callable[[int, float], None], name: str = name, key: str = key) -> float:
             if name == "NCF":
                 model, curve = fit_ncf(cfg, data.fit, data.valid, cfg.seed, params, on_epoch=report)
+                check({"training": curve.as_dict()})
                 return curve.best_value
             if name in TUNED_BASELINES:
                 model = build(key, **params, **({"seed": cfg.seed} if key == "BiasedMF" else {}))
                 model.fit(rating_triples(data.fit), rating_triples(data.valid))
                 return rmse(data.valid.ratings, model.predict(c.users[data.valid_idx], c.items[data.valid_idx]))
             model = build_model(name, cfg, cfg.seed, tuned=params).fit(data.fit, data.valid, on_epoch=report)
+            check({"training": model.curve_.as_dict()})
             return model.curve_.best_value
 
         log.info("tuning %s on %s (%d trials)", name, cfg.dataset, n_trials)
