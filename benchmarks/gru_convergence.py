@@ -11,7 +11,8 @@ validation Recall@50 on the same split is the floor. Results go into a run recor
 ``RunRecorder("bench_gru_convergence", scale="bench", ...)``; not run by the tests.
 
 Usage: ``XREC_DATA=... python benchmarks/gru_convergence.py [--dataset mter-cellphones] [--scale full] [--cpu-budget 900]
-[--configs Embed:512 Embed:128 GRU:512 GRU:128] [--threads 1]``
+[--configs Embed:512 Embed:128 GRU:512 GRU:128 Embed:128:k=64,lr=0.003] [--threads 1]`` (a configuration is a
+model, a batch of users and optional config fields of :class:`xrec_core.experiments.gru.config.GRUConfig`)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,13 +46,29 @@ def most_pop_valid_recall(fold, data) -> float:
     return valid_recall(top, fold)
 
 
-def measure(name: str, batch_users: int, fold, data, cfg, budget_s: float) -> dict:
-    """Train ``name`` with ``batch_users`` users per update until early stopping or ``budget_s`` CPU s."""
+def parse_spec(spec: str) -> tuple[str, int, dict[str, Any]]:
+    """``MODEL:BATCH[:field=value,...]`` -> (model, batch, config overrides), e.g. ``Embed:128:k=64,lr=0.003``."""
+    from xrec_core.experiments.gru.config import GRUConfig
+
+    name, batch, *rest = spec.split(":")
+    types = {f.name: f.type for f in dataclasses.fields(GRUConfig)}
+    overrides: dict[str, Any] = {}
+    for item in filter(None, ",".join(rest).split(",")):
+        key, value = item.split("=")
+        if key not in types:
+            raise SystemExit(f"{spec}: {key} is not a GRUConfig field")
+        overrides[key] = {"int": int, "float": float}.get(str(types[key]), str)(value)
+    return name, int(batch), overrides
+
+
+def measure(spec: str, fold, data, cfg, budget_s: float) -> dict:
+    """Train the model of ``spec`` (:func:`parse_spec`) until early stopping or ``budget_s`` CPU seconds."""
     from xrec_core.experiments.gru.protocol import fit_text_model, pretrained_embeddings
 
+    name, batch_users, overrides = parse_spec(spec)
     # one epoch covers the same number of users at every batch size
     per_epoch = max(1, cfg.updates_per_epoch * cfg.batch_users // batch_users)
-    run_cfg = dataclasses.replace(cfg, batch_users=batch_users, updates_per_epoch=per_epoch)
+    run_cfg = dataclasses.replace(cfg, batch_users=batch_users, updates_per_epoch=per_epoch, **overrides)
     gru = name.startswith("GRU")
     pretrained = pretrained_embeddings(data, run_cfg, run_cfg.k_gru if gru else run_cfg.k)
     points: list[dict] = []
@@ -60,7 +78,7 @@ def measure(name: str, batch_users: int, fold, data, cfg, budget_s: float) -> di
         cpu = time.process_time() - cpu0
         points.append({"epoch": epoch, "updates": epoch * per_epoch, "valid_recall50": float(value),
                        "cpu_s": cpu, "wall_s": time.perf_counter() - wall0})
-        print(f"{name} B={batch_users} epoch {epoch} updates {epoch * per_epoch} recall {value:.4f} cpu {cpu:.0f}s",
+        print(f"{spec} epoch {epoch} updates {epoch * per_epoch} recall {value:.4f} cpu {cpu:.0f}s",
               flush=True)
         if cpu > budget_s:
             raise BudgetSpent
@@ -71,7 +89,8 @@ def measure(name: str, batch_users: int, fold, data, cfg, budget_s: float) -> di
     except BudgetSpent:
         stopped = "CPU budget"
     best = max(points, key=lambda p: p["valid_recall50"]) if points else {}
-    return {"model": name, "batch_users": batch_users, "updates_per_epoch": per_epoch, "stopped_by": stopped,
+    return {"config": spec, "model": name, "batch_users": batch_users, **overrides, "updates_per_epoch": per_epoch,
+            "stopped_by": stopped,
             "best_valid_recall50": best.get("valid_recall50"), "best_updates": best.get("updates"),
             "cpu_s_to_best": best.get("cpu_s"), "cpu_s": time.process_time() - cpu0,
             "cpu_s_per_update": (points[-1]["cpu_s"] / points[-1]["updates"]) if points else None, "curve": points}
@@ -83,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="full", help="the chapter preset the runs start from")
     parser.add_argument("--cpu-budget", type=float, default=900.0, help="CPU seconds per configuration")
     parser.add_argument("--configs", nargs="+", default=["Embed:512", "Embed:128", "GRU:512", "GRU:128"],
-                        metavar="MODEL:BATCH")
+                        metavar="MODEL:BATCH[:field=value,...]")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-users", type=int, default=1000)
     parser.add_argument("--results-dir", default="", help="where the record goes (default: the project's results/)")
@@ -101,16 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MostPop validation Recall@50 {floor:.4f}", flush=True)
     rows = []
     for spec in args.configs:
-        name, batch = spec.split(":")
         w0, c0 = time.perf_counter(), time.process_time()
-        row = measure(name, int(batch), fold, data, cfg, args.cpu_budget)
+        row = measure(spec, fold, data, cfg, args.cpu_budget)
         row["vs_most_pop"] = row["best_valid_recall50"] / floor if row["best_valid_recall50"] else None
-        rec.timed(f"{name} B={batch}", time.perf_counter() - w0, time.process_time() - c0,
+        rec.timed(spec, time.perf_counter() - w0, time.process_time() - c0,
                   best_valid_recall50=row["best_valid_recall50"], best_updates=row["best_updates"],
                   stopped_by=row["stopped_by"])
         rows.append(row)
     rec.add_table("convergence", [{k: v for k, v in r.items() if k != "curve"} for r in rows])
-    rec.add_table("curves", [{"model": r["model"], "batch_users": r["batch_users"], **p} for r in rows for p in r["curve"]])
+    rec.add_table("curves", [{"config": r["config"], **p} for r in rows for p in r["curve"]])
     rec.add_table("preset", [{"most_pop_valid_recall50": floor, **{k: getattr(cfg, k) for k in (
         "k", "k_gru", "k_h1", "lr", "max_len", "updates_per_epoch", "patience", "eval_users", "batch_users")}}])
 
@@ -121,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for r in rows:
         ax.plot([p["cpu_s"] / 60 for p in r["curve"]], [p["valid_recall50"] for p in r["curve"]], marker=".",
-                label=f"{r['model']} B={r['batch_users']}")
+                label=r["config"])
     ax.axhline(floor, color="grey", ls="--", label="MostPop")
     ax.set_xlabel("CPU minutes (1 thread)")
     ax.set_ylabel("validation Recall@50")

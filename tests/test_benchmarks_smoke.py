@@ -183,14 +183,15 @@ def test_run_all_covers_every_benchmark_and_refuses_a_busy_machine():
 @pytest.mark.real_data
 def test_gru_convergence_smoke(tmp_path, data_dir):
     record = _run("gru_convergence.py", ["--dataset", "citeulike-t", "--scale", "smoke", "--cpu-budget", "1",
-                                         "--configs", "Embed:16", "GRU:8", "--eval-users", "50",
+                                         "--configs", "Embed:16", "GRU:8:k_gru=4,lr=0.003", "--eval-users", "50",
                                          "--results-dir", str(tmp_path)], tmp_path)
     _check_benchmark_fields(record)
     rows = {(r["model"], r["batch_users"]): r for r in record["tables"]["convergence"]}
     assert set(rows) == {("Embed", 16), ("GRU", 8)}
+    assert rows[("GRU", 8)]["k_gru"] == 4 and rows[("GRU", 8)]["lr"] == 0.003 and "lr" not in rows[("Embed", 16)]
     floor = record["tables"]["preset"][0]["most_pop_valid_recall50"]
     for (model, batch), row in rows.items():
-        curve = [p for p in record["tables"]["curves"] if p["model"] == model and p["batch_users"] == batch]
+        curve = [p for p in record["tables"]["curves"] if p["config"] == row["config"]]
         assert curve and row["best_valid_recall50"] == max(p["valid_recall50"] for p in curve)
         assert row["vs_most_pop"] == pytest.approx(row["best_valid_recall50"] / floor)
         # an epoch covers the preset's users at every batch size: 20 updates of 64 users at smoke
