@@ -361,3 +361,15 @@ def test_a_tuning_trial_still_improving_at_its_cap_is_pruned(fixture_corpus, tmp
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
     assert all(t.user_attrs["not_converged"].startswith("still improving at the epoch cap: training (1 of 1")
                for t in study.trials)
+
+
+def test_examples_view_shows_the_picked_pair_in_an_html_widget():
+    pytest.importorskip("ipywidgets")
+    examples = pd.DataFrame([{"user": "a", "item": "x", "ground truth": "sturdy strap"},
+                             {"user": "b", "item": "y", "ground truth": "tuner broke"}])
+    view = mt.examples_view(examples)
+    pick, texts = view.children
+    assert "sturdy strap" in texts.value and "tuner broke" not in texts.value
+    pick.value = 1  # a pick replaces the HTML (no Output widget to clear: papermill deadlocked on one)
+    assert "tuner broke" in texts.value and "sturdy strap" not in texts.value
+    assert mt.examples_view(examples.iloc[:0]) is None

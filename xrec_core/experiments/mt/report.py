@@ -296,6 +296,30 @@ def examples_table(recorder: RunRecorder) -> pd.DataFrame:
     return pd.DataFrame(recorder.tables.get("Sec. 4.4 examples", []))
 
 
+def examples_view(examples: pd.DataFrame):
+    """A dropdown over the Sec. 4.4 examples showing one pair's texts; ``None`` without ipywidgets or examples.
+
+    The texts are an ``HTML`` widget whose value is replaced on each pick: ``widgets.interact`` (an
+    ``Output`` widget cleared on each call) deadlocked nbclient when papermill executed this chapter in
+    batch (kernel idle, papermill waiting), as it had in the NAR, MVAE and SEMAX chapters.
+    """
+    try:
+        import ipywidgets as widgets
+    except ImportError:
+        return None
+    if examples.empty:
+        return None
+
+    def texts(row: int) -> str:
+        return examples.iloc[row].to_frame("text").to_html()
+
+    pick = widgets.Dropdown(options=[(f"{r['user']} / {r['item']}", k) for k, (_, r) in enumerate(examples.iterrows())],
+                            value=0, description="pair")
+    view = widgets.HTML(value=texts(0))
+    pick.observe(lambda change: setattr(view, "value", texts(change["new"])), names="value")
+    return widgets.VBox([pick, view])
+
+
 def where_mt_loses(record: Mapping[str, Any]) -> pd.DataFrame:
     """Every baseline whose fold-mean beats MT (MSE) or MT-P (perplexity, tf-idf) in a run record,
     with the paired t-test p-value across folds: the chapter's plain statement of MT's losses."""
