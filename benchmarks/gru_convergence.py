@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eval-users", type=int, default=1000)
     parser.add_argument("--results-dir", default="", help="where the record goes (default: the project's results/)")
+    parser.add_argument("--name", default="", help="the record's name (default: bench_gru_convergence__bench__<dataset>__seed0)")
     args = parser.parse_args(argv)
 
     from xrec_core.experiments.gru.config import make_config
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = make_config(args.scale, dataset=args.dataset, folds_run=1, eval_users=args.eval_users, n_threads=args.threads)
     rec = BenchRecorder("bench_gru_convergence", config=vars(args), dataset=args.dataset, threads=args.threads,
-                        results_dir=args.results_dir or None)
+                        results_dir=args.results_dir or None, name=args.name or None)
     data = load_data(cfg)
     fold = next(f for f in make_folds(data, cfg) if f.scenario == "warm")
     floor = most_pop_valid_recall(fold, data)
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(f"{args.dataset}, warm fold 1")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    rec.add_artifact("convergence_figure", save_figure(fig, rec.results_dir / f"gru_convergence_{args.dataset}.png"))
+    rec.add_artifact("convergence_figure", save_figure(fig, rec.results_dir / f"{rec.name}.png"))
     print(rec.finish())
     return 0
 
