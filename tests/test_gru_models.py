@@ -238,3 +238,20 @@ def test_model_saliency_uses_item_text():
     sal = model.saliency(0, 3)
     assert sal.shape == ((tokens[3] != 0).sum(),)
     assert np.all(sal >= 0)
+
+
+def test_saliency_browser_shows_the_picked_item_in_an_html_widget(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    from xrec_core.experiments.gru import report
+
+    rows = [{"model": "GRU", "user": u, "item": i, "liked": u == 1, "words": ["good", "paper"], "saliency": [0.2, 0.8]}
+            for u, i in ((1, 20), (3, 40))]
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    report.show_saliency(rows)
+    pick, view = shown[-1].children  # after the static renderings of both rows
+    assert len(shown) == 3 and "recommended item 20" in view.value
+    pick.value = 1  # a pick replaces the HTML (no Output widget to clear: papermill deadlocked on those)
+    assert "recommended item 40" in view.value and "recommended item 20" not in view.value

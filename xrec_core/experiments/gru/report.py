@@ -302,7 +302,8 @@ def health_frame(record: dict[str, Any]) -> pd.DataFrame:
 
 
 def show_saliency(rows: list[dict[str, Any]]) -> None:
-    """Figure 2 view: an ipywidgets picker over the recommended items (when available) plus a static rendering."""
+    """Figure 2 view: a static rendering of the first examples, then an ipywidgets picker over all of them
+    (an ``HTML`` widget replaced on each pick) when ipywidgets is installed."""
     from IPython.display import HTML, display
 
     if not rows:
@@ -321,8 +322,13 @@ def show_saliency(rows: list[dict[str, Any]]) -> None:
         import ipywidgets as widgets
     except ImportError:
         return
+    # an HTML widget replaced on each pick: widgets.interact (an Output widget cleared on each call) can
+    # deadlock papermill's batch execution (kernel idle, papermill waiting), as in the other chapters
     options = [(f"item {r['item']} for user {r['user']}: {' '.join(r['words'][:8])}...", i) for i, r in enumerate(rows)]
-    widgets.interact(lambda example: display(render(example)), example=widgets.Dropdown(options=options, description="item"))
+    pick = widgets.Dropdown(options=options, value=0, description="item")
+    view = widgets.HTML(value=render(0).data)
+    pick.observe(lambda change: setattr(view, "value", render(change["new"]).data), names="value")
+    display(widgets.VBox([pick, view]))
 
 
 def baseline_summary(metrics: list[Any]) -> str:
