@@ -63,7 +63,9 @@ def test_a_missing_study_file_is_reported_not_raised(record, tmp_path):
     moved = {**record, "tuning": {"NCF": {**record["tuning"]["NCF"], "storage": str(tmp_path / "gone.sqlite3")}}}
     assert study_trials(moved, "NCF") is None
     fig = tuning_history_figure(moved)
-    assert [t.get_text() for t in fig.axes[0].texts] == ["study file not in this checkout"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["this record's trials are not in this checkout"]
+    recreated = {**record, "tuning": {"NCF": {**record["tuning"]["NCF"], "best_value": 0.75}}}  # not among its trials
+    assert study_trials(recreated, "NCF") is None and study_trials(record, "NCF") is not None
 
 
 def test_committed_tuning_shows_and_saves_one_history_per_tuned_record(record, tmp_path):
@@ -92,7 +94,7 @@ def test_tuning_seconds_sum_the_durations_of_the_trials_the_record_counted(recor
     assert full_book_compute([full])["tuning h"].iloc[0] == pytest.approx(want / 3600)
     assert "hours** of trials (wall clock" in benchmark_summary_markdown([full])
     moved = {**full, "tuning": {"NCF": {**record["tuning"]["NCF"], "storage": str(tmp_path / "gone.sqlite3")}}}
-    assert "1 record name a study file this checkout lacks" in benchmark_summary_markdown([moved])
+    assert "1 record names a study file this checkout lacks" in benchmark_summary_markdown([moved])
     assert tuning_seconds({"tuning": {}}) == (0.0, 0)
 
 

@@ -212,7 +212,8 @@ def benchmark_summary_markdown(records: list[dict]) -> str:
                      f"stored each trial's start and end) behind {int((tuned['tuning h'] > 0).sum())} of these records"
                      + (f", not counting {_count(int(tuned['tuning trials untimed'].sum()), 'trial')} cut off with its "
                         "process (its time is unknown)" if tuned["tuning trials untimed"].sum() else "")
-                     + (f"; {_count(len(full) - len(tuned), 'record')} name a study file this checkout lacks"
+                     + (f"; {_count(len(full) - len(tuned), 'record')} name{'s' if len(full) - len(tuned) == 1 else ''} a "
+                        "study file this checkout lacks or that no longer holds its trials"
                         if len(tuned) < len(full) else "") + ".\n")
         parts.append(_html_table(full))
     return "\n".join(parts)

@@ -291,7 +291,8 @@ def study_trials(record: Mapping[str, Any], model: str) -> pd.DataFrame | None:
     ``best_so_far`` (over complete trials, in the study's direction) and ``duration_s`` (the trial's
     wall-clock seconds as Optuna stored them; NaN for a trial cut off with its process, which a later
     run marked failed, so that its span is not its compute). ``None`` when the study file is not in
-    this checkout.
+    this checkout, or when its trials no longer end on the best value the record states (the study was
+    recreated after the record, e.g. on changed data, and the record awaits its rerun).
     """
     import optuna
 
@@ -317,6 +318,11 @@ def study_trials(record: Mapping[str, Any], model: str) -> pd.DataFrame | None:
     complete = table["value"].where(table["state"] == "complete")
     best = complete.cummin() if summary.get("direction", "minimize") == "minimize" else complete.cummax()
     table["best_so_far"] = best.ffill()
+    recorded = summary.get("best_value")
+    if recorded is not None and not (table["best_so_far"].notna().any()
+                                     and math.isclose(float(table["best_so_far"].iloc[-1]), float(recorded),
+                                                      rel_tol=1e-9, abs_tol=1e-12)):
+        return None  # the file holds another study now (recreated on other data): not this record's trials
     return table
 
 
@@ -337,7 +343,7 @@ def tuning_history_figure(record: Mapping[str, Any]):
         counts = _recorded_trials(summary)
         ax.set_title(f"{model} ({counts['complete']} complete, {counts['pruned']} pruned)", fontsize=8)
         if trials is None:
-            ax.text(0.5, 0.5, "study file not in this checkout", ha="center", va="center", fontsize=7,
+            ax.text(0.5, 0.5, "this record's trials are not in this checkout", ha="center", va="center", fontsize=7,
                     transform=ax.transAxes)
             continue
         for state, marker in (("complete", "o"), ("pruned", "x")):
