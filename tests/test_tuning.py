@@ -217,7 +217,7 @@ def test_study_files_name_datasets_like_records_and_units(tmp_path):
 
 
 def test_a_fit_still_improving_at_its_cap_is_pruned_and_never_the_best(tmp_path):
-    from xrec_core.tuning import NotConverged, require_converged
+    from xrec_core.health import NotConverged, require_converged
 
     def capped(params, report):
         # x < 0 stands for a learning rate so small that the fit ends at its cap, still improving:
@@ -239,3 +239,13 @@ def test_a_fit_still_improving_at_its_cap_is_pruned_and_never_the_best(tmp_path)
     with pytest.raises(NotConverged, match="b .3 of 3 epochs"):
         require_converged({"a": {"epochs": 4, "max_epochs": 10, "best_epoch": 4, "valid": [1.0] * 4, "stopped_early": True},
                            "b": {"epochs": 3, "max_epochs": 3, "best_epoch": 3, "valid": [1.0] * 3}})
+
+
+@pytest.mark.parametrize("paper", ["mt", "semax", "gru", "mvae", "nar"])
+def test_only_smoke_scale_tunes_on_unconverged_fits(paper):
+    from xrec_core.papers import get_paper
+
+    cls = get_paper(paper).config_class()
+    assert cls.from_scale("smoke").tune_converged_only is False  # shared smoke default, not the chapter's copy
+    assert all(cls.from_scale(scale).tune_converged_only for scale in cls.SCALES if scale != "smoke")
+    assert cls.from_scale("smoke", tune_converged_only=True).tune_converged_only is True  # a chapter or user may override

@@ -40,12 +40,14 @@ class ExperimentConfig:
     #: models and the baselines get the same budget. A chapter's ``SCALES`` size it per scale.
     tune_trials: int = 50
     #: a tuning trial whose fit was still improving at its epoch cap is pruned (counts in the budget,
-    #: never the best; :func:`xrec_core.tuning.require_converged`); every chapter's ``smoke`` preset
-    #: turns it off, since its few epochs never converge
+    #: never the best; :func:`xrec_core.health.require_converged`); off at ``smoke`` scale
+    #: (:attr:`SHARED_SCALES`), whose few epochs never converge
     tune_converged_only: bool = True
 
     #: ``{scale: {field: value}}`` applied on top of the paper defaults.
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
+    #: overrides every chapter's scale of that name starts from (its ``SCALES`` entry applies on top).
+    SHARED_SCALES: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"tune_converged_only": False}}
     #: fields a dataset must hold for this chapter (``"a|b"``: either); see :mod:`xrec_core.data.sources`.
     REQUIRES: ClassVar[tuple[str, ...]] = ()
 
@@ -62,7 +64,8 @@ class ExperimentConfig:
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ConfigError(f"Unknown parameter(s) {', '.join(unknown)} for {cls.__name__}; valid: {', '.join(sorted(names))}")
-        values = {**cls.SCALES[scale], **{k: v for k, v in overrides.items() if v is not None}}
+        values = {**cls.SHARED_SCALES.get(scale, {}), **cls.SCALES[scale],
+                  **{k: v for k, v in overrides.items() if v is not None}}
         values["scale"] = scale
         cfg = cls(**values)
         cfg.dataset = check_dataset(cls, cfg.dataset, cfg.data_dir or None)

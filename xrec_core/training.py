@@ -66,6 +66,12 @@ class LearningCurve:
         return {**asdict(self), "epochs": self.epochs, "converged": self.converged}
 
 
+def phase_curves(model: Any) -> dict[str, dict[str, Any]]:
+    """``{phase: LearningCurve.as_dict()}`` of a model with several training phases (its ``curves``
+    attribute, e.g. MT's ``"generator"`` and ``"adversarial"``); empty for a model without one."""
+    return {phase: curve.as_dict() for phase, curve in getattr(model, "curves", {}).items()}
+
+
 def to_device(batch: Any, device: Any) -> Any:
     """Move every tensor inside nested tuples, lists and dicts to ``device``."""
     import torch

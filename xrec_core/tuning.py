@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .executor import Resources
+from .health import NotConverged, require_converged
 from .paths import results_root
 from .records import dataset_slug
 from .records import portable_path
@@ -62,31 +63,9 @@ class TuningError(RuntimeError):
     """A study that cannot give a result (every trial failed, no study stored)."""
 
 
-class NotConverged(Exception):
-    """Raised by an objective whose fit was stopped by its epoch cap while still improving.
-
-    The book counts a result only from a model that converged, so a trial's value counts only then
-    too: :func:`tune` stores the trial as pruned (it counts in the budget, cannot be the best) with
-    the message in its user attribute ``not_converged``. Without this, a study can prefer settings
-    that stop early by the cap over ones that would have gone further (MT's first Gift_Cards study
-    chose a learning rate at which its generator was still improving after 100 epochs).
-    """
-
-
 def convergence_check(enabled: bool) -> Callable[[Mapping[str, Mapping[str, Any]]], None]:
-    """:func:`require_converged` when ``enabled`` (a config's ``tune_converged_only``), else a no-op."""
+    """:func:`xrec_core.health.require_converged` when ``enabled`` (a config's ``tune_converged_only``), else a no-op."""
     return require_converged if enabled else (lambda curves: None)
-
-
-def require_converged(curves: Mapping[str, Mapping[str, Any]]) -> None:
-    """Raise :class:`NotConverged` naming every learning curve (``LearningCurve.as_dict()`` by phase)
-    that ended at its cap on its best epoch (:func:`xrec_core.health.curve_converged`)."""
-    from .health import curve_converged
-
-    stopped = [f"{phase} ({curve.get('epochs')} of {curve.get('max_epochs')} epochs)"
-               for phase, curve in curves.items() if not curve_converged(dict(curve))]
-    if stopped:
-        raise NotConverged("still improving at the epoch cap: " + ", ".join(stopped))
 
 
 @dataclass(frozen=True)

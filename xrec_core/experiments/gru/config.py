@@ -127,7 +127,7 @@ class GRUConfig(ExperimentConfig):
     tune_trials: int = 20
 
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(tune_converged_only=False, max_items=300, k=16, k_gru=16, k_h1=16, ctr_k=16, ctr_max_iter=5, ctr_lda_iter=5, batch_users=64,
+        "smoke": dict(max_items=300, k=16, k_gru=16, k_h1=16, ctr_k=16, ctr_max_iter=5, ctr_lda_iter=5, batch_users=64,
                       max_updates=60, updates_per_epoch=20, patience=2, lr=0.01, folds_run=1, cbow_epochs=2,
                       min_word_freq=2, min_tag_items=3, bpr_k=16, bpr_epochs=5, n_saliency=4, tune_trials=2),
         "full": dict(k=64, k_gru=64, k_h1=64, batch_users=128, max_updates=20000, updates_per_epoch=400, patience=5,

@@ -136,7 +136,7 @@ class MTConfig(ExperimentConfig):
                       g_steps=1, d_steps=2, batch_size=32, doc_sample=3, n_rollouts=1, rollout_stride=3,
                       gen_max_len=12, w2v_epochs=1, fig3_steps=6, fig3_eval_every=2, n_examples=3, lm_max_epochs=2,
                       lm_emb_dim=16, lm_hidden=24, topic_k=4, baseline_epochs=3, hft_epochs=20, convmf_max_len=50,
-                      convmf_filters=8, convmf_hidden=16, convmf_cnn_epochs=1, tune_converged_only=False),
+                      convmf_filters=8, convmf_hidden=16, convmf_cnn_epochs=1),
         "full": dict(folds_run=10, max_review_len=30, min_word_freq=3, max_vocab=3000, n_factors=16, emb_dim=32,
                      hidden=48, disc_filters=16, max_epochs=100, patience=3, t_steps=50, g_steps=2, d_steps=3,
                      batch_size=64, lr=5e-3, doc_sample=4, n_rollouts=1, rollout_stride=5, gen_max_len=25,

@@ -25,6 +25,7 @@ from ...metrics.language import tfidf_cosine
 from ...metrics.rating import mse
 from ...models.registry import build
 from ...records import UnitStore
+from ...training import phase_curves
 from ..common import units_dir
 from .config import LM_BASELINES, PAPER_KEY, RATING_BASELINES, MTConfig
 from .data import FoldData, MTCorpus, bag_of_words, decode, fold_data, item_documents, load_corpus
@@ -111,10 +112,6 @@ def fit_mt(name: str, cfg: MTConfig, fold: FoldData, corpus: MTCorpus, lam: floa
     return model.fit(ReviewSplit(fold.tensors, fold.fit_rows), ReviewSplit(fold.tensors, fold.valid))
 
 
-def _curves(model: Any) -> dict[str, dict[str, Any]]:
-    return {phase: curve.as_dict() for phase, curve in model.curves.items()}
-
-
 def run_mt_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, with_extras: bool, lam: float) -> dict[str, Any]:
     """Train MT on one fold: MSE, perplexity and tf-idf of MT-U/I/P, the discriminators' tests, the
     learning curves, Figure 3's fresh-discriminator curve, and on the first fold (``with_extras``)
@@ -128,7 +125,7 @@ def run_mt_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, with_extras: bo
     model = fit_mt("MT", cfg, fold, corpus, lam)
     test = fold.test
     out: dict[str, Any] = {"MSE": _test_mse(fold, model), "perplexity": {}, "tf-idf": {}, "diversity": {},
-                           "curves": _curves(model)}
+                           "curves": phase_curves(model)}
     corpus_docs = [corpus.tokens[r] for r in fold.fit_rows]
     refs = [corpus.tokens[r] for r in test]
     generated = {}
@@ -163,7 +160,7 @@ def run_mt_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, with_extras: bo
 def run_ablation_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str, lam: float) -> dict[str, Any]:
     """Test MSE and learning curves of MT-encoder or MT-decoder on one fold."""
     model = fit_mt(name, cfg, fold, corpus, lam)
-    return {"MSE": _test_mse(fold, model), "curves": _curves(model)}
+    return {"MSE": _test_mse(fold, model), "curves": phase_curves(model)}
 
 
 # ---------------------------------------------------------------------------------- rating baselines
@@ -334,7 +331,7 @@ def validation_value(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str,
     """``name`` fitted with ``params`` on the fold's ``fit_rows``: its validation MSE or perplexity.
 
     With ``cfg.tune_converged_only`` (every scale but smoke, whose two epochs never converge) a
-    neural fit still improving at its epoch cap raises :class:`xrec_core.tuning.NotConverged` (the
+    neural fit still improving at its epoch cap raises :class:`xrec_core.health.NotConverged` (the
     trial is pruned): MT's study scores validation MSE, which barely depends on the generator, so
     without this rule it chose a learning rate at which the generator never converged.
     """
@@ -350,7 +347,7 @@ def validation_value(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str,
         return float(m.perplexity([corpus.tokens[r] for r in va], users=t.users[va], items=t.items[va]))
     if name.startswith("MT"):
         m = fit_mt(name, cfg, fold, corpus, tune_lambda(cfg, fold), params)
-        check(_curves(m))
+        check(phase_curves(m))
     else:
         m = fit_rating_baseline(cfg, corpus, fold, name, params)
     return mse(t.ratings[va], m.predict(t.users[va], t.items[va]))

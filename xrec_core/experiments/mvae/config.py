@@ -116,7 +116,7 @@ class MVAEConfig(ExperimentConfig):
     fig4_bins: int = 80
 
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"tune_converged_only": False, "n_splits": 1, "max_samples": 700, "vocab_size": 2000, "d_model": 48, "n_heads": 2, "n_rd": 2, "n_rs": 3,
+        "smoke": {"n_splits": 1, "max_samples": 700, "vocab_size": 2000, "d_model": 48, "n_heads": 2, "n_rd": 2, "n_rs": 3,
                   "nrt_d_emb": 48, "nrt_d_hidden": 48, "att2seq_d_emb": 48, "att2seq_d_hidden": 48, "nete_d_emb": 48,
                   "nete_d_hidden": 48, "peter_d_model": 48, "peter_d_ff": 192, "lr": 3e-3, "warmup_steps": 10,
                   "max_epochs": 4, "patience": 2, "batch_size": 64, "tune_trials": 2, "meteor_max_pairs": 40,

@@ -88,7 +88,7 @@ class NARConfig(ExperimentConfig):
     progress: bool = False
 
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(tune_converged_only=False, dim=16, max_epochs=3, patience=1, cf_outer=2, cf_inner=3, n_seeds=1, max_users=300, k_core=0,
+        "smoke": dict(dim=16, max_epochs=3, patience=1, cf_outer=2, cf_inner=3, n_seeds=1, max_users=300, k_core=0,
                       bpr_epochs=3, n_candidates=50, valid_candidates=50, explain_users=100, tune_trials=2),
         "full": dict(n_seeds=3, cf_inner=10),
         "paper": {},

@@ -22,6 +22,7 @@ import numpy as np
 from ...data.feedback import Interactions
 from ...metrics import ranking as R
 from ...records import RunRecorder
+from ...training import phase_curves
 from ..common import unit_store, units_dir
 from .config import EXPLAINERS, EXTRA_MODELS, LEARNED_MODELS, PAPER_MODELS, NARConfig, bpr_params, ranker_params
 from .data import NARData, explain_sample, prepare, reviews_with_mentions, validation_split
@@ -125,7 +126,7 @@ def run_model(name: str, data: NARData, cfg: NARConfig, seed: int, params: dict[
     else:
         model = fit_learned(name, train, valid, cfg, seed, params)
         scores = model.score_candidates(data.test_users, pools)
-        out["learning_curves"] = {phase: curve.as_dict() for phase, curve in model.curves.items()}
+        out["learning_curves"] = phase_curves(model)
         if model.flip_rates:
             out["flip_rates"] = [float(x) for x in model.flip_rates]
         if name in EXPLAINERS:
@@ -235,7 +236,7 @@ def tune_models(cfg: NARConfig, models: list[str] | None = None, n_trials: int |
     for name in models or LEARNED_MODELS:
         def objective(params: dict[str, Any], report: Any, name: str = name) -> float:
             model = fit_learned(name, train, valid, cfg, cfg.seed, params, on_epoch=report)
-            check({phase: curve.as_dict() for phase, curve in getattr(model, "curves", {}).items()})
+            check(phase_curves(model))
             scores = (np.take_along_axis(model.score(valid.users), valid.pools, axis=1) if name == "BPR (tuned)"
                       else model.score_candidates(valid.users, valid.pools))
             return ndcg_of_first(scores, valid.k)

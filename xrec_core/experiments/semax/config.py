@@ -79,7 +79,7 @@ class SemaxConfig(ExperimentConfig):
     progress: bool = False
 
     SCALES: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(tune_converged_only=False, max_reviews=1500, max_review_len=20, max_history=4, n_seeds=2, dim=8, cnn_emb_dim=8,
+        "smoke": dict(max_reviews=1500, max_review_len=20, max_history=4, n_seeds=2, dim=8, cnn_emb_dim=8,
                       cnn_filters=8, cnn_latent=8, fm_k=4, ncf_factors=4, ncf_layers=(16, 8, 4), batch_size=128,
                       max_epochs=3, patience=1, beta_grid=(0.2, 0.4, 0.8), beta_seeds=2, mf_k=5,
                       mf_reg=10.0, count_bins=(0, 1, 3, 6), transnets_rating_loss="mse", tune_trials=2),
