@@ -219,6 +219,34 @@ def test_fit_trains_through_the_trainer_and_keeps_the_best_epoch():
     assert all(w.startswith("w") for t in texts for w in t.split())  # specials stripped
 
 
+def test_summary_outputs_equal_the_full_encoder_and_its_gradients():
+    """The recognition encoder's last layer runs for the two summary queries only: outputs and the
+    gradients of every encoder weight equal those of the whole encoder's first two positions."""
+    from xrec_core.models.mvae.model import summary_outputs
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 64, 0.0, activation="gelu", batch_first=True)
+    encoder = torch.nn.TransformerEncoder(layer, 3, enable_nested_tensor=False)
+    x = torch.randn(5, 9, 16)
+    pad = torch.zeros(5, 9, dtype=torch.bool)
+    pad[1, 6:] = pad[3, 4:] = True
+    weights = torch.randn(5, 2, 16)
+
+    def outputs_and_grads(fn):
+        encoder.zero_grad()
+        out = fn()
+        (out * weights).sum().backward()
+        return out.detach(), [p.grad.clone() for p in encoder.parameters()]
+
+    full, full_grads = outputs_and_grads(lambda: encoder(x, src_key_padding_mask=pad)[:, :2])
+    fast, fast_grads = outputs_and_grads(lambda: summary_outputs(encoder, x, pad, 2))
+    assert fast.shape == (5, 2, 16)
+    torch.testing.assert_close(fast, full, atol=1e-6, rtol=1e-5)
+    for a, b in zip(fast_grads, full_grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(summary_outputs(encoder, x, pad, 2), encoder(x)[:, :2], atol=1e-3)  # the mask matters
+
+
 def test_mvae_golden_validation_nll():
     """Golden values (CPU, seed 0, one thread): MVAE fitted for 3 epochs on the fixed batch."""
     from xrec_core.device import set_seed
