@@ -45,6 +45,17 @@ def test_build_explanations_hand_computed(reviews):
     assert all(f in toks for f, toks in zip(df["feature"], df["tokens"]))
     stats = explanation_stats(data).set_index("statistic")["value"]
     assert stats["# of reviews"] == 8 and stats["Avg. # of reviews/item"] == pytest.approx(8 / 3)
+    assert stats["Share repeating any sample's text"] == 0.0  # eight different sentences
+
+
+def test_stats_count_repeated_explanations(reviews):
+    data = build_explanations(reviews, min_feature_count=2)
+    # three samples share one text: two of them by user 0, the third by user 1
+    data.df.loc[[0, 1, 3], "tokens"] = pd.Series([["same", "words"]] * 3, index=[0, 1, 3])
+    data.df.loc[[0, 1, 3], "user_idx"] = [0, 0, 1]
+    stats = explanation_stats(data).set_index("statistic")["value"]
+    assert stats["Share repeating any sample's text"] == pytest.approx(3 / 8)
+    assert stats["Share repeating the same user's text"] == pytest.approx(2 / 8)
 
 
 def test_sparse_filter(reviews):
@@ -154,9 +165,12 @@ def test_peter_files_with_index_splits_and_sparse_filter(fixtures_dir):
 
 def test_simple_baseline_summary_names_the_losses():
     rows = [{"table": "Table 2", "model": name, "metric": m, "value": v}
-            for name, v in ((mvae.RETRIEVAL, 10.0), ("MVAE", 12.0), ("PETER", 8.0)) for m in mvae.TABLE2_METRICS]
+            for name, v in ((mvae.RETRIEVAL, 10.0), (mvae.USER_RETRIEVAL, 12.5), ("MVAE", 12.0), ("PETER", 8.0))
+            for m in mvae.TABLE2_METRICS]
     rows[-1]["value"] = 11.0  # PETER's METEOR beats retrieval
     text = mvae.simple_baseline_summary([{"dataset": "d", "scale": "full", "metrics": rows}])
-    assert "MVAE is below the retrieval baseline on 0 of 9 metrics" in text
-    assert "PETER is below the retrieval baseline on 8 of 9 metrics" in text and "METEOR)" not in text
-    assert "Best BLEU-1: MVAE (12.00)" in text
+    assert "MVAE is below the item medoid retrieval on 0 of 9 metrics" in text
+    peter_item = next(c for c in text.split("; ") if c.startswith("PETER is below the item medoid"))
+    assert peter_item.startswith("PETER is below the item medoid retrieval on 8 of 9 metrics") and "METEOR" not in peter_item
+    assert "MVAE is below the user medoid retrieval on 9 of 9 metrics" in text
+    assert "Best BLEU-1: Retrieval (user medoid) (12.50)" in text

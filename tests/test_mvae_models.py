@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from xrec_core.models.explain import NETE, NRT, PETER, Att2Seq, ExplanationBatch, ItemMedoidRetrieval, TextSpec, TrainingSettings
+from xrec_core.models.explain import NETE, NRT, PETER, Att2Seq, ExplanationBatch, MedoidRetrieval, TextSpec, TrainingSettings
 from xrec_core.models.explain.common import SinusoidalPositions
 from xrec_core.models.explain.peter import peter_mask
 from xrec_core.models.mvae import MVAE, Block, PlainVAE, gaussian_kl, tkl, tkl_beta
@@ -271,13 +271,30 @@ def test_peter_mask():
 
 def test_retrieval_picks_item_medoid():
     sents = [["great", "sound"], ["great", "sound", "quality"], ["bad", "strap"], ["great", "tone"], ["cheap", "strap"]]
-    r = ItemMedoidRetrieval().fit_sentences([0, 0, 0, 1, 1], [1, 1, 1, 1, 0], sents)
+    r = MedoidRetrieval("item").fit_sentences([0, 0, 0, 1, 1], [1, 1, 1, 1, 0], sents)
     # item 0: overlaps (F1): s0-s1 0.8, s0-s2 0, s1-s2 0 -> s0 (1st of the tie with s1 by argmax order)
     assert r.predict([0], [1]) == [["great", "sound"]]
     assert r.predict([1], [0]) == [["cheap", "strap"]]
     assert r.predict([1], [1]) == [["great", "tone"]]
     with pytest.raises(ValueError):
-        ItemMedoidRetrieval().fit_sentences([], [], [])
+        MedoidRetrieval().fit_sentences([], [], [])
+    with pytest.raises(ValueError, match="by must be"):
+        MedoidRetrieval("feature")
+
+
+def test_user_retrieval_reads_the_users_explanations():
+    from types import SimpleNamespace
+
+    from xrec_core.experiments.mvae import RETRIEVAL, USER_RETRIEVAL
+    from xrec_core.models import registry
+
+    sents = [["nice", "strap"], ["nice", "strap"], ["loud", "amp"], ["warm", "tone"]]
+    train = SimpleNamespace(user=[7, 7, 7, 8], item=[0, 1, 2, 0], sentiment=[1, 1, 1, 1], tokens=sents)
+    test = SimpleNamespace(user=[7, 8, 9], item=[2, 1, 0], sentiment=[1, 1, 1])
+    by_user = registry.build(USER_RETRIEVAL).fit(train)
+    # user 7 repeats "nice strap" (F1 1 between the two, 0 to "loud amp"); user 8 has one; user 9 none: corpus medoid
+    assert by_user.generate(test) == ["nice strap", "warm tone", "nice strap"]
+    assert registry.build(RETRIEVAL).fit(train).generate(test) == ["loud amp", "nice strap", "nice strap"]
 
 
 def test_registry_builds_every_model_of_the_tables():

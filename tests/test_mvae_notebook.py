@@ -12,11 +12,11 @@ import pytest
 from xrec_core.experiments import mvae
 from xrec_core.experiments.mvae.data import split_rows
 from xrec_core.metrics import text as tm
-from xrec_core.models.explain import ItemMedoidRetrieval
+from xrec_core.models.explain import MedoidRetrieval
 from xrec_core.records import artifact_path
 
 SMOKE = mvae.MVAEConfig.from_scale("smoke")
-MODELS = [mvae.RETRIEVAL, *SMOKE.model_list]
+MODELS = [*mvae.RETRIEVALS, *SMOKE.model_list]
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +99,11 @@ def test_smoke_golden_values(record):
     assert best["PETER"] == pytest.approx(GOLDEN["PETER valid NLL"], abs=1e-6)
     assert t2[("MVAE", "BLEU-1")]["value"] == pytest.approx(GOLDEN["MVAE BLEU-1"], abs=1e-6)
     assert t2[(mvae.RETRIEVAL, "BLEU-1")]["value"] == pytest.approx(GOLDEN["Retrieval BLEU-1"], abs=1e-6)
+    assert t2[(mvae.USER_RETRIEVAL, "BLEU-1")]["value"] == pytest.approx(GOLDEN["User retrieval BLEU-1"], abs=1e-6)
 
 
-GOLDEN = {"MVAE valid NLL": 5.71900262137044, "PETER valid NLL": 5.759210359722565, "MVAE BLEU-1": 4.049483800834666,
-          "Retrieval BLEU-1": 20.566394550049292}
+GOLDEN = {"MVAE valid NLL": 5.732710000072423, "PETER valid NLL": 5.759210359722565, "MVAE BLEU-1": 5.574027562949206,
+          "Retrieval BLEU-1": 20.566394550049292, "User retrieval BLEU-1": 14.037785612798842}
 
 
 def test_retrieval_row_reproduced_by_recomputation(record):
@@ -111,7 +112,7 @@ def test_retrieval_row_reproduced_by_recomputation(record):
     exp, _ = mvae.load_explanations(cfg)
     parts = split_rows(exp, 0, seed=cfg.seed)
     tr, te = exp.df.iloc[parts["train"]], exp.df.iloc[parts["test"]]
-    hyps = ItemMedoidRetrieval().fit_sentences(tr["item_idx"].tolist(), tr["sentiment"].tolist(), tr["tokens"].tolist()) \
+    hyps = MedoidRetrieval("item").fit_sentences(tr["item_idx"].tolist(), tr["sentiment"].tolist(), tr["tokens"].tolist()) \
         .predict(te["item_idx"].tolist(), te["sentiment"].tolist())
     refs = [list(t[: cfg.max_words]) for t in te["tokens"]]
     hyps = [h[: cfg.max_words] for h in hyps]

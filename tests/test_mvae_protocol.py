@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from xrec_core import health
-from xrec_core.experiments.mvae import MVAE_MODELS, NEURAL_BASELINES, RETRIEVAL, TABLE2_METRICS, MVAEConfig
+from xrec_core.experiments.mvae import MVAE_MODELS, NEURAL_BASELINES, RETRIEVAL, RETRIEVALS, TABLE2_METRICS, MVAEConfig
 from xrec_core.experiments.mvae import protocol, report
 from xrec_core.experiments.mvae.data import _finalise
 from xrec_core.records import RunRecorder
@@ -61,7 +61,7 @@ def test_an_interrupted_split_resumes_with_only_the_missing_units(tmp_path, monk
     fresh_cfg = _cfg(tmp_path / "fresh")
     fresh = protocol.run_split(exp, 0, fresh_cfg, protocol.unit_store(fresh_cfg))
     assert built == ["NRT", "MVAE"]
-    assert set(resumed["models"]) == {RETRIEVAL, "NRT", "MVAE"}
+    assert set(resumed["models"]) == {*RETRIEVALS, "NRT", "MVAE"}
 
     def record(split, cfg):
         rec = RunRecorder("mvae", config=cfg, scale="smoke", dataset=DATASET, seed=cfg.seed, results_dir=cfg.results_dir)
@@ -167,12 +167,12 @@ def test_a_crashing_baseline_is_recorded_and_its_claims_are_untestable(tmp_path,
     cfg = MVAEConfig.from_scale("smoke", device="cpu", models="NRT", meteor_max_pairs=5, results_dir=str(tmp_path))
     exp = _explanations()
     split = protocol.run_split(exp, 0, cfg, protocol.unit_store(cfg))
-    assert split["crashed"] == {"NRT": "RuntimeError: out of memory"} and set(split["models"]) == {RETRIEVAL}
+    assert split["crashed"] == {"NRT": "RuntimeError: out of memory"} and set(split["models"]) == set(RETRIEVALS)
     rec = RunRecorder("mvae", config=cfg, scale="smoke", dataset=DATASET, seed=cfg.seed, results_dir=str(tmp_path))
     report.record_run(rec, exp, [split], [], cfg)
     assert "NRT crashed on split 0: RuntimeError: out of memory" in rec.notes
     missing = next(n for n in rec.notes if n.startswith("rows missing"))
-    assert "NRT" in missing and "PETER" in missing and RETRIEVAL not in missing
+    assert "NRT" in missing and "PETER" in missing and not any(r in missing for r in RETRIEVALS)
     table2 = [c for c in rec.claims if c.source == "Table 2 / Sec. 4.6"]
     # MVAE did not run either (models="NRT"): the evidence names every absent model, NRT first
     assert table2 and all(c.verdict == "untestable" and c.evidence.startswith("not run or crashed: MVAE, NRT,") for c in table2)

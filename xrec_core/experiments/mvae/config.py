@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...config import ConfigError, ExperimentConfig
-from ...models.explain.retrieval import RETRIEVAL
+from ...models.explain.retrieval import RETRIEVAL, RETRIEVALS, USER_RETRIEVAL
 
 #: our datasets -> the paper dataset each is compared with (Table 2).
 PAPER_DATASET = {
@@ -52,7 +52,7 @@ EXPLAIN_METRICS = ("FMR", "FCR", "DIV", "USR")
 RUNTIME_FIELDS = ("device", "n_threads", "n_splits", "models", "tune_trials")
 
 __all__ = ["MVAEConfig", "PAPER_DATASET", "PETER_SPARSE", "NEURAL_BASELINES", "MVAE_MODELS", "NEURAL_MODELS", "FIG6_MODELS",
-           "RETRIEVAL", "TABLE2_METRICS", "TABLE3_METRICS", "EXPLAIN_METRICS", "RUNTIME_FIELDS"]
+           "RETRIEVAL", "RETRIEVALS", "USER_RETRIEVAL", "TABLE2_METRICS", "TABLE3_METRICS", "EXPLAIN_METRICS", "RUNTIME_FIELDS"]
 
 
 @dataclass

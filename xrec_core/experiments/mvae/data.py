@@ -228,13 +228,24 @@ def from_peter(records: Sequence[dict] | pd.DataFrame, max_words: int = 20,
 
 
 def explanation_stats(data: ExplanationData) -> pd.DataFrame:
-    """Table 1 of the paper for our data: users, items, samples, per-user/item means, words per explanation."""
+    """Table 1 of the paper for our data: users, items, samples, per-user/item means, words per explanation,
+    and how many explanations repeat another's text word for word.
+
+    The last two rows matter for reading the generators' scores: an explanation whose text another
+    sample has too (often the same user's, written for a variant of the same product) can be
+    reproduced by a model that learns a user's habitual sentence, and retrieved by the baselines.
+    """
     df = data.df
+    text = df["tokens"].map(" ".join)
+    repeated = text.duplicated(keep=False)
+    repeated_by_user = pd.Series(list(zip(df["user_idx"], text))).duplicated(keep=False).to_numpy()
     return pd.DataFrame({
         "statistic": ["# of users", "# of items", "# of reviews", "Avg. # of reviews/user", "Avg. # of reviews/item",
-                      "Avg. # of words/explanation", "# of features"],
+                      "Avg. # of words/explanation", "# of features", "Share repeating any sample's text",
+                      "Share repeating the same user's text"],
         "value": [data.n_users, data.n_items, len(df), len(df) / data.n_users, len(df) / data.n_items,
-                  float(df["tokens"].map(len).mean()), len(data.features)],
+                  float(df["tokens"].map(len).mean()), len(data.features), float(repeated.mean()),
+                  float(repeated_by_user.mean())],
     })
 
 

@@ -32,7 +32,7 @@ from ...models import registry
 from ...models.explain.common import TextSpec, TrainingSettings
 from ...records import UnitStore
 from ..common import units_dir
-from .config import MVAE_MODELS, RETRIEVAL, RUNTIME_FIELDS, MVAEConfig
+from .config import MVAE_MODELS, RETRIEVALS, RUNTIME_FIELDS, MVAEConfig
 from .data import EncodedSplit, ExplanationData, Vocab, duplicate_half, encode_part, split_rows
 
 log = logging.getLogger(__name__)
@@ -130,9 +130,9 @@ def neural_unit(name: str, n_users: int, n_items: int, spec: TextSpec, enc: Mapp
             "train_nll": model.train_nll, "n_params": n_parameters(model), "anneal_a0": a0}
 
 
-def retrieval_unit(enc: Mapping[str, EncodedSplit]) -> dict[str, Any]:
-    """The retrieval baseline on one split (no training loop, no curve)."""
-    model = registry.build(RETRIEVAL).fit(enc["train"], enc["valid"])
+def retrieval_unit(name: str, enc: Mapping[str, EncodedSplit]) -> dict[str, Any]:
+    """The retrieval baseline ``name`` on one split (no training loop, no curve)."""
+    model = registry.build(name).fit(enc["train"], enc["valid"])
     return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": {}, "train_nll": [], "n_params": 0}
 
 
@@ -144,7 +144,7 @@ def run_split(exp: ExplanationData, split: int, cfg: MVAEConfig, store: UnitStor
     Returns ``{"split", "test_rows", "train_rows", "n_valid", "vocab_size", "references",
     "models": {name: {"hypotheses", "curve", "train_nll", "n_params", "metrics"}}, "crashed": {name: error}}``
     (``curve``: the :class:`~xrec_core.training.LearningCurve` as a dict; empty for the retrieval
-    baseline). A model that raises is left out of ``models`` and named in ``crashed`` (its unit is
+    baselines). A model that raises is left out of ``models`` and named in ``crashed`` (its unit is
     not stored, so a rerun tries it again); the claims naming it become untestable.
     """
     return run_splits(exp, [split], cfg, store, tuned, executor=executor, address=address)[0][0]
@@ -163,15 +163,15 @@ def run_splits(exp: ExplanationData, splits: Sequence[int], cfg: MVAEConfig, sto
 
     tuned = tuned or {}
     resources = unit_resources(cfg.n_threads, cfg.device)
-    names = [RETRIEVAL, *cfg.model_list]
+    names = [*RETRIEVALS, *cfg.model_list]
     prepared = {s: encode_split(exp, s, cfg) for s in splits}
     keys: dict[tuple[int, str], str] = {}
 
     def unit(s: int, name: str, a0: float | None) -> Unit:
         key = keys[s, name] = unit_key(s, name, tuned.get(name)) + ("" if a0 is None else f"@a0={a0:g}")
         _, vocab, enc = prepared[s]
-        if name == RETRIEVAL:
-            return Unit(key, retrieval_unit, (enc,), resources)
+        if name in RETRIEVALS:
+            return Unit(key, retrieval_unit, (name, enc), resources)
         return Unit(key, neural_unit, (name, exp.n_users, exp.n_items, vocab.spec, enc, cfg, s, tuned.get(name), a0),
                     resources)
 
