@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import pytest
 import torch
 
@@ -273,3 +274,58 @@ def test_bags_of_words_get_a_seeded_order_and_are_cut_at_max_len(fixtures_dir):
     assert data.tokens[3].tolist() == [2, 2, 2]  # 4 x "protein" (id 1 + PAD offset) cut at 3
     again = chapter.from_citeulike(d, cfg)
     assert np.array_equal(again.tokens, data.tokens)
+
+
+def _unsorted(m):
+    """``m`` as a CSR matrix with every row's indices in reverse order (valid, not canonical)."""
+    m = m.tocsr()
+    idx, val = m.indices.copy(), m.data.copy()
+    for r in range(m.shape[0]):
+        lo, hi = m.indptr[r], m.indptr[r + 1]
+        idx[lo:hi], val[lo:hi] = idx[lo:hi][::-1].copy(), val[lo:hi][::-1].copy()
+    return sp.csr_matrix((val, idx, m.indptr.copy()), shape=m.shape)
+
+
+def _read_only(obj, seen=None):
+    """Mark every numpy array inside ``obj`` read-only, as a Ray worker receives shared arguments."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        obj.flags.writeable = False
+    elif sp.issparse(obj):
+        for part in (obj.data, obj.indices, obj.indptr):
+            _read_only(part, seen)
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            _read_only(x, seen)
+    elif hasattr(obj, "__dict__"):
+        for x in vars(obj).values():
+            _read_only(x, seen)
+
+
+def test_units_run_on_read_only_inputs_as_ray_workers_get_them(tiny):
+    """Ray hands a unit its shared data read-only; a non-canonical sparse matrix is then sorted in place
+    by the first ``sum`` (CTR's LDA) or ``eliminate_zeros`` (the text models) and the unit crashed."""
+    import dataclasses
+
+    from xrec_core.data.feedback import canonical_csr
+    from xrec_core.experiments.gru.protocol import compute_unit
+
+    raw = _unsorted(sp.csr_matrix(np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])))
+    assert not raw.has_canonical_format
+    fixed = canonical_csr(raw)
+    assert fixed.has_canonical_format and not raw.has_canonical_format and (fixed != raw).nnz == 0
+    assert np.shares_memory(canonical_csr(fixed).data, fixed.data)  # already canonical: not copied
+
+    _, cfg, data = tiny
+    data = dataclasses.replace(data, likes=_unsorted(data.likes), bow=_unsorted(data.bow), tags=_unsorted(data.tags))
+    fold = chapter.make_folds(data, cfg)[0]
+    _read_only(data), _read_only(fold)
+    before = fold.train.copy()
+    pretrained = chapter.pretrained_embeddings(data, cfg, cfg.k)
+    for name in ("CTR", "Embed"):
+        out = compute_unit(name, fold, data, cfg, lambda k: pretrained)
+        assert 0.0 <= out["recall50"] <= 1.0, name
+    assert (fold.train != before).nnz == 0

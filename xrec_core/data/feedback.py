@@ -23,6 +23,22 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def canonical_csr(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """``matrix`` as a CSR matrix in canonical form (indices sorted, no duplicates), copied only if needed.
+
+    scipy puts a non-canonical matrix into canonical form *in place* the first time ``sum``,
+    ``eliminate_zeros`` or scikit-learn's input checks read it. A Ray worker receives the numpy arrays
+    of shared arguments read-only from the object store, and that rewrite then fails ("WRITEBACKIFCOPY
+    base is read-only"); data shipped to workers is canonical from the start so that reading it never
+    writes to it.
+    """
+    m = sp.csr_matrix(matrix)
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
+    return m
+
+
 @dataclass(frozen=True)
 class Ratings:
     """Explicit feedback: ``(user, item, rating)`` triples with the id ranges.

@@ -147,7 +147,7 @@ class CTR:
     # ------------------------------------------------------------------ implicit feedback
     def _fit_likes(self, train: Interactions) -> "CTR":
         """Fit on a binary (n_users, n_items) like matrix and the items' (n_items, n_words) bag of words."""
-        R = sp.csr_matrix(train.likes, dtype=float)
+        R = sp.csr_matrix(train.likes, dtype=float, copy=True)  # its own copy: binarised below, the caller's is not
         R.data[:] = 1.0
         Rt = R.T.tocsr()
         n_users, n_items = R.shape

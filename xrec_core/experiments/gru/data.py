@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ...data.feedback import canonical_csr
 from ...models.gru import Validation, pad_tokens
 from .config import ORDER_SENSITIVE, GRUConfig
 
@@ -42,6 +43,9 @@ class GRUData:
     ordered: bool  # whether ``tokens`` keeps the text's word order
     sentences: list[list[str]]  # CBOW corpus
     files: list[Path]
+
+    def __post_init__(self) -> None:  # read without writes in a Ray worker (:func:`canonical_csr`)
+        self.likes, self.tags, self.bow = canonical_csr(self.likes), canonical_csr(self.tags), canonical_csr(self.bow)
 
     @property
     def n_users(self) -> int:
@@ -205,6 +209,10 @@ class Fold:
     exclude: sp.csr_matrix | None  # per-user items not ranked at test (warm: all training likes)
     candidates: np.ndarray | None  # items ranked at test (cold: the test items)
     valid: Validation
+
+    def __post_init__(self) -> None:  # read without writes in a Ray worker (:func:`canonical_csr`)
+        self.train = canonical_csr(self.train)
+        self.exclude = None if self.exclude is None else canonical_csr(self.exclude)
 
 
 def _rows(likes: sp.csr_matrix) -> list[np.ndarray]:

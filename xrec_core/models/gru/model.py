@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ...data.feedback import canonical_csr
 from ...data.splits import liked_pair_keys, sample_unliked
 from ...device import pick_device
 from ...search_space import Float, Int, LogFloat
@@ -41,6 +42,9 @@ class Validation:
     relevant: list[np.ndarray]  # held-out item ids per user
     exclude: sp.csr_matrix | None  # (n_users, n_items) items not to rank per user
     candidates: np.ndarray | None = None  # item ids to rank (None: all)
+
+    def __post_init__(self) -> None:  # read without writes in a Ray worker (:func:`~xrec_core.data.feedback.canonical_csr`)
+        self.exclude = None if self.exclude is None else canonical_csr(self.exclude)
 
 
 @dataclass
@@ -159,7 +163,7 @@ class TextRecommender:
         Without ``valid`` the negated mean training loss of each epoch stands in for the
         validation metric. ``on_epoch(epoch, value)`` is the Trainer's hook (Optuna pruning).
         """
-        likes = sp.csr_matrix(train.likes, dtype=np.float32)
+        likes = sp.csr_matrix(train.likes, dtype=np.float32, copy=True)  # its own copy: the caller's is not changed
         likes.eliminate_zeros()
         n_users, n_items = likes.shape
         tokens = np.asarray(train.tokens, dtype=np.int64)

@@ -42,7 +42,7 @@ class TextRecNet(nn.Module):
         known = np.asarray(known, dtype=bool)
         if known.shape != (n_items,):
             raise ValueError(f"known must have shape ({n_items},), got {known.shape}")
-        self.register_buffer("known", torch.as_tensor(known, dtype=torch.float32))
+        self.register_buffer("known", torch.tensor(known, dtype=torch.float32))  # a copy: ``known`` may be read-only (Ray)
         self.tag = nn.Embedding(n_tags, k) if n_tags > 0 else None
         if self.tag is not None:
             nn.init.normal_(self.tag.weight, std=0.01)
