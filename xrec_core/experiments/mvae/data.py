@@ -236,9 +236,9 @@ def explanation_stats(data: ExplanationData) -> pd.DataFrame:
     reproduced by a model that learns a user's habitual sentence, and retrieved by the baselines.
     """
     df = data.df
-    text = df["tokens"].map(" ".join)
-    repeated = text.duplicated(keep=False)
-    repeated_by_user = pd.Series(list(zip(df["user_idx"], text))).duplicated(keep=False).to_numpy()
+    texts = pd.DataFrame({"user": df["user_idx"].to_numpy(), "text": df["tokens"].map(" ".join).to_numpy()})
+    repeated = texts.duplicated("text", keep=False)
+    repeated_by_user = texts.duplicated(["user", "text"], keep=False)
     return pd.DataFrame({
         "statistic": ["# of users", "# of items", "# of reviews", "Avg. # of reviews/user", "Avg. # of reviews/item",
                       "Avg. # of words/explanation", "# of features", "Share repeating any sample's text",
