@@ -151,18 +151,18 @@ class NotConverged(Exception):
 
     The book counts a result only from a model that converged, so a trial's value counts only then
     too: :func:`xrec_core.tuning.tune` stores the trial as pruned (it counts in the budget, cannot be
-    the best) with the message in its user attribute ``not_converged``. Without this, a study can
-    prefer settings that stop early by the cap over ones that would have gone further (MT's first
-    Gift_Cards study chose a learning rate at which its generator was still improving after 100 epochs).
+    the best) with the message in its user attribute ``not_converged``. Without this, a study can prefer settings
+    that stop early by the cap over ones that would have gone further (MT's first Gift_Cards study
+    chose a learning rate at which its generator was still improving after 100 epochs).
     """
 
 
 def require_converged(curves: Mapping[str, Mapping[str, Any]]) -> None:
     """Raise :class:`NotConverged` naming every learning curve (``LearningCurve.as_dict()`` by phase)
-    that ended at its cap on its best epoch (:func:`still_improving_at_cap`); tuning objectives call it
+    that ended at its cap on its best epoch (:func:`curve_converged`); tuning objectives call it
     through :func:`xrec_core.tuning.convergence_check`."""
     stopped = [f"{phase} ({curve.get('epochs')} of {curve.get('max_epochs')} epochs)"
-               for phase, curve in curves.items() if still_improving_at_cap(dict(curve))]
+               for phase, curve in curves.items() if not curve_converged(dict(curve))]
     if stopped:
         raise NotConverged("still improving at the epoch cap: " + ", ".join(stopped))
 
