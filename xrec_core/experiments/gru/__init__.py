@@ -14,8 +14,8 @@ from .config import (BASELINES, CTR_MODELS, HR_METRIC, METRIC, M_MAX, MODELS, NE
                      TAG_METRIC, GRUConfig, make_config)
 from .data import Fold, GRUData, data_statistics, fold_summary, from_citeulike, from_mter, load_data, make_folds, testable_models
 from .protocol import (evaluate_topk, fit_text_model, pretrained_embeddings, run_protocol, tag_recall, unit_fingerprint)
-from .report import (baseline_summary, claims_frame, health_frame, model_summary, plot_figure3, plot_learning_curves,
-                     plot_saliency, record_results, saliency_html, show_committed, show_saliency, table1)
+from .report import (baseline_summary, claims_frame, committed_ctr_parity, committed_scale_evidence, health_frame, model_summary, plot_figure3, plot_learning_curves,
+                     plot_saliency, record_results, saliency_html, scale_evidence_markdown, show_committed, show_saliency, table1)
 from .tuning import record_tuning, stored_best_params, tune_models
 
 __all__ = [

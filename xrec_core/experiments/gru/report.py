@@ -364,3 +364,89 @@ def show_committed(records: list[dict[str, Any]]) -> None:
             plot_figure3(rec["curves"]).suptitle(f"Figure 3 on {rec['dataset']} ({rec['scale']} scale)", y=1.02)
         display(claims_frame(rec.get("claims", [])))
         display(health_frame(rec))
+
+
+# --------------------------------------------------------------------------- the full preset's evidence
+#: the benchmark whose records measured how far each encoder size gets per CPU second (benchmarks/gru_convergence.py)
+CONVERGENCE_BENCHMARK = "bench_gru_convergence"
+SCALE_EVIDENCE_COLUMNS = ["model", "K", "batch users", "lr", "CPU budget (s)", "CPU s", "stopped by", "updates to best",
+                          "best validation Recall@50", "x MostPop", "record"]
+
+
+def committed_scale_evidence(root: str | Path | None = None) -> pd.DataFrame:
+    """The committed convergence-benchmark rows behind the ``full`` preset's encoder sizes, one per configuration.
+
+    Each row is one encoder trained on CiteULike-t's first warm fold under a CPU budget (one thread):
+    the CPU seconds it used, whether early stopping or the budget ended it, and its best validation
+    Recall@50 as a multiple of MostPop's on the same users. Empty when no such record is committed.
+    """
+    from ...records import load_records
+    from ...report import COMMITTED_RESULTS
+
+    rows = []
+    for rec in load_records(root or COMMITTED_RESULTS, CONVERGENCE_BENCHMARK):
+        preset = rec["tables"]["preset"][0]
+        for row in rec["tables"]["convergence"]:
+            gru = row["model"].startswith("GRU")
+            rows.append({"model": row["model"], "K": row.get("k", preset["k_gru"] if gru else preset["k"]),
+                         "batch users": row["batch_users"], "lr": row.get("lr", preset["lr"]),
+                         "CPU budget (s)": rec["config"]["cpu_budget"], "CPU s": round(row["cpu_s"]),
+                         "stopped by": row["stopped_by"], "updates to best": row["best_updates"],
+                         "best validation Recall@50": round(row["best_valid_recall50"], 4),
+                         "x MostPop": round(row["vs_most_pop"], 2), "record": Path(rec["_path"]).name})
+    return pd.DataFrame(rows, columns=SCALE_EVIDENCE_COLUMNS)
+
+
+def scale_evidence_markdown(evidence: pd.DataFrame, cfg: GRUConfig) -> str:
+    """What the convergence benchmark's rows say about the preset ``cfg`` (sentences generated from the rows).
+
+    For each encoder: the paper-size runs that the CPU budget stopped while still improving, and the
+    runs at the preset's size that early stopping ended, with their CPU seconds and validation
+    Recall@50 against MostPop's.
+    """
+    if evidence.empty:
+        return "No convergence benchmark is committed yet (`benchmarks/gru_convergence.py` writes one)."
+    def run(row: dict[str, Any], with_size: bool) -> str:
+        size = f"K = {row['K']}, " if with_size else ""
+        return (f"{size}{row['batch users']} users per batch, lr {row['lr']:g}: best at update {row['updates to best']}, "
+                f"{row['CPU s']} CPU s, {row['x MostPop']:.2f}x MostPop")
+
+    out = []
+    for model, size in (("Embed", cfg.k), ("GRU", cfg.k_gru)):
+        rows = evidence[evidence["model"] == model].to_dict("records")
+        if not rows:
+            continue
+        budget = [r for r in rows if r["stopped by"] == "CPU budget"]
+        stopped = [r for r in rows if r["stopped by"] == "early stopping" and r["K"] == size]
+        parts = []
+        if budget:
+            parts.append("ended by the CPU budget, not by early stopping: " + "; ".join(run(r, True) for r in budget))
+        if stopped:
+            parts.append(f"ended by early stopping at the preset's K = {size}: " + "; ".join(run(r, False) for r in stopped))
+        else:
+            parts.append(f"no run at the preset's K = {size} ended by early stopping within its budget")
+        out.append(f"**{model}**: " + "; ".join(parts) + ".")
+    return "\n\n".join(out)
+
+
+def committed_ctr_parity(root: str | Path | None = None, dataset: str = "citeulike-t") -> str:
+    """One sentence: Recall@50 of the parity harness's CTR (ours and cornac's, fixed settings) on ``dataset``
+    beside the chapter's tuned CTR of the committed full record on the same data (its tuned ``lambda_v``)."""
+    from ...records import load_records
+    from ...report import COMMITTED_RESULTS
+
+    base = root or COMMITTED_RESULTS
+    parity = {m["model"]: m["value"] for rec in load_records(base, "parity") for m in rec["metrics"]
+              if m["dataset"] == dataset and m["metric"] == "Recall@50" and m["model"].startswith("CTR")}
+    chapter = [r for r in load_records(base, "gru") if r.get("dataset") == dataset and r.get("scale") == "full"]
+    if not parity or not chapter:
+        return f"No committed parity record and full chapter record on `{dataset}` to compare CTR with."
+    rec = chapter[0]
+    warm = [m for m in rec["metrics"] if m["model"] == "CTR" and m["metric"] == METRIC["warm"]]
+    tuned = rec.get("tuning", {}).get("CTR", {}).get("best_params", {})
+    harness = ", ".join(f"{model} {100 * value:.1f}%" for model, value in sorted(parity.items()))
+    text = f"On `{dataset}` the parity harness's CTR, with fixed settings, reaches Recall@50 {harness} (one split)"
+    if warm:
+        setting = f" with the tuned lambda_v = {tuned['lambda_v']:.3g}" if "lambda_v" in tuned else ""
+        text += f"; this chapter's CTR{setting} reaches {warm[0]['value']:.1f}% warm-start Recall@50 over {warm[0]['n']} folds"
+    return text + "."
