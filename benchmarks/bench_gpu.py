@@ -219,10 +219,12 @@ STEP_BENCHES = {"gru": gru_steps, "mt": mt_steps, "mvae": mvae_steps, "nar": nar
 
 
 # ---------------------------------------------------------------------------------------------- chapters
-def run_chapter(paper: str, device: str, timeout_s: int, results_dir: Path, output_dir: Path) -> dict[str, Any]:
-    """``xrec run <paper> --scale smoke -p device=...`` in a subprocess: finished or not, wall and CPU seconds."""
+def run_chapter(paper: str, device: str, timeout_s: int, results_dir: Path, output_dir: Path,
+                executor: str = "serial") -> dict[str, Any]:
+    """``xrec run <paper> --scale smoke -p device=... --executor ...`` in a subprocess: finished or not, wall and CPU
+    seconds (with ``ray``, the units run as Ray tasks asking for the device, as on a GPU cluster)."""
     cmd = [sys.executable, "-m", "xrec_core", "run", paper, "--scale", "smoke", "-p", f"device={device}",
-           "--results-dir", str(results_dir), "--output-dir", str(output_dir)]
+           "--results-dir", str(results_dir), "--output-dir", str(output_dir), "--executor", executor]
     c0, t0 = process_cpu_s(), time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
@@ -231,7 +233,7 @@ def run_chapter(paper: str, device: str, timeout_s: int, results_dir: Path, outp
         status, tail = f"timed out after {timeout_s} s", (exc.stderr or b"")[-2000:]
         tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
     wall, cpu = time.perf_counter() - t0, process_cpu_s() - c0
-    return {"chapter": paper, "status": status, "wall_s": wall, "cpu_s": cpu,
+    return {"chapter": paper, "executor": executor, "status": status, "wall_s": wall, "cpu_s": cpu,
             "stderr_tail": "" if status == "finished" else tail}
 
 
@@ -244,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chapters", nargs="*", choices=list(PAPERS), default=[],
                         help="chapters whose smoke protocol runs on the device")
     parser.add_argument("--chapter-timeout", type=int, default=150, help="seconds per chapter smoke run")
+    parser.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                        help="where each chapter smoke run's units run (gpu.sh: ray, a local Ray on the device)")
     parser.add_argument("--threads", type=int, default=0, help="CPU thread limit (0: defaults)")
     parser.add_argument("--tiny", action="store_true", help="toy sizes (seconds on a CPU; the smoke test)")
     parser.add_argument("--results-dir", default="")
@@ -280,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     chapter_rows = []
     base = Path(args.results_dir or os.environ.get("XREC_RESULTS", "results"))
     for paper in args.chapters:
-        row = run_chapter(paper, args.device, args.chapter_timeout, base / "gpu_smoke", Path("outputs") / "gpu_smoke")
+        row = run_chapter(paper, args.device, args.chapter_timeout, base / "gpu_smoke", Path("outputs") / "gpu_smoke",
+                          args.executor)
         log.info("chapter %s on %s: %s in %.0f s", paper, args.device, row["status"], row["wall_s"])
         chapter_rows.append(row)
         rec.add_metric(MetricRow.from_values("gpu-check", "smoke", f"{paper} smoke run", f"finished ({args.device})",

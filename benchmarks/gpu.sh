@@ -2,7 +2,8 @@
 # The GPU check of issue 15, in under 10 minutes on one CUDA device:
 #   1. every neural model of the five chapters takes paper-size training steps on the device
 #      (throughput and torch.cuda.max_memory_allocated per model);
-#   2. every chapter's smoke protocol runs with device=cuda (xrec run <paper> --scale smoke).
+#   2. every chapter's smoke protocol runs with device=cuda, its units as Ray tasks on the device
+#      (xrec run <paper> --scale smoke --executor ray, issue 17).
 # Both go into one record, results/bench_gpu/bench_gpu__cuda.json (the chapters' own smoke records
 # into results/gpu_smoke/). Refuses, with exit status 2, where torch sees no CUDA device.
 #
@@ -25,4 +26,4 @@ if [ ! -d "$XREC_DATA" ]; then
 fi
 "$PYTHON" -c "import torch; print('gpu.sh:', torch.cuda.get_device_name(0), 'torch', torch.__version__)"
 # steps take about a minute or two; five smoke chapters at most 90 s each: under 10 minutes in all
-exec timeout 590 "$PYTHON" benchmarks/bench_gpu.py --device cuda --chapters gru mt mvae nar semax --chapter-timeout 90 "$@"
+exec timeout 590 "$PYTHON" benchmarks/bench_gpu.py --device cuda --chapters gru mt mvae nar semax --executor ray --chapter-timeout 90 "$@"

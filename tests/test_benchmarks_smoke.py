@@ -196,3 +196,19 @@ def test_gru_convergence_smoke(tmp_path, data_dir):
         assert row["vs_most_pop"] == pytest.approx(row["best_valid_recall50"] / floor)
         # an epoch covers the preset's users at every batch size: 20 updates of 64 users at smoke
         assert row["updates_per_epoch"] == 20 * 64 // batch and curve[0]["updates"] == row["updates_per_epoch"]
+
+
+def test_gpu_check_runs_each_chapter_smoke_on_ray(tmp_path, monkeypatch):
+    """gpu.sh asks bench_gpu.py for Ray chapter runs (issue 17), and run_chapter hands the executor to `xrec run`."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench_gpu
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    seen = []
+    monkeypatch.setattr(bench_gpu.subprocess, "run",
+                        lambda cmd, **kw: seen.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
+    row = bench_gpu.run_chapter("nar", "cuda", 5, tmp_path / "r", tmp_path / "o", "ray")
+    assert row["status"] == "finished" and row["executor"] == "ray"
+    assert seen[0][seen[0].index("--executor") + 1] == "ray" and "device=cuda" in seen[0]
+    assert "--executor ray" in (REPO / "benchmarks" / "gpu.sh").read_text()
