@@ -66,3 +66,28 @@ def test_ctr_parity_sentence_puts_the_harness_beside_the_chapter_record(tmp_path
     text = committed_ctr_parity(tmp_path)
     assert "CTR (ours) 31.0%" in text and "90.0%" not in text  # Recall@100 and other datasets left out
     assert text.endswith("this chapter's CTR with the tuned lambda_v = 3.35 reaches 36.0% warm-start Recall@50 over 3 folds.")
+
+
+def test_record_tuning_notes_the_sizes_the_studies_chose(monkeypatch):
+    import xrec_core.tuning
+    from xrec_core.experiments.gru.tuning import record_tuning
+
+    class Recorder:
+        def __init__(self):
+            self.notes, self.tuning, self.untuned = [], {}, []
+
+        def add_tuning(self, name, summary):
+            self.tuning[name] = summary
+
+        def note(self, text):
+            self.notes.append(text)
+
+        def add_untuned(self, models):
+            self.untuned = list(models)
+
+    monkeypatch.setattr(xrec_core.tuning, "tuning_summary", lambda *a, **k: {"best_params": {}})
+    rec = Recorder()
+    tuned = {"Embed": {"k": 84, "lr": 1e-3}, "CTR": {"lambda_v": 3.0}, "BPR": {"k": 73}, "GRU": {"k": 40}}
+    record_tuning(rec, make_config("full", dataset="citeulike-t"), tuned, ["Embed", "CTR", "BPR", "GRU", "MostPop", "Embed-MTL"])
+    assert rec.notes == ["Sizes chosen by the tuning studies (they replace the preset's): Embed K = 84, GRU K = 40."]
+    assert set(rec.tuning) == set(tuned) and rec.untuned == ["Embed-MTL"]

@@ -175,9 +175,10 @@ def record_notes(results: Results, cfg: GRUConfig, data: GRUData) -> list[str]:
         notes.append("Baselines not run: no MostPop floor, so the ranker health checks are missing.")
     notes.append(f"Ran folds 1..{cfg.folds_run} of the {cfg.n_folds}-fold warm- and cold-start splits.")
     if cfg.k_gru != 200 or cfg.k_h1 != 400 or cfg.k != 200 or cfg.ctr_k != 200:
-        notes.append(f"Model sizes smaller than the paper's (K = 200, K_h1 = 400): Embed K = {cfg.k}, GRU K = {cfg.k_gru} "
-                     f"with K_h1 = {cfg.k_h1}, CTR K = {cfg.ctr_k}; the paper-sized GRU does not train to early "
-                     "stopping on the CPU this scale targets (the `paper` scale keeps the paper's sizes).")
+        notes.append(f"Model sizes smaller than the paper's (K = 200, K_h1 = 400): the preset's Embed K = {cfg.k}, GRU K = "
+                     f"{cfg.k_gru} with K_h1 = {cfg.k_h1}, CTR K = {cfg.ctr_k} (a tuned model's own K is noted with its "
+                     "study); the paper-sized GRU does not train to early stopping on the CPU this scale targets (the "
+                     "`paper` scale keeps the paper's sizes).")
     capped = sorted({m for s in SCENARIOS for m, res in results[s].items() for r in res
                      if r.get("curve") and not curve_converged(r["curve"])})
     if capped:

@@ -84,5 +84,8 @@ def record_tuning(recorder: RunRecorder, cfg: GRUConfig, tuned: dict[str, dict[s
 
     for name in tuned:
         recorder.add_tuning(name, tuning_summary("gru", cfg.dataset, name, results_dir=cfg.results_dir or None, scale=cfg.scale))
+    sizes = [f"{name} K = {tuned[name]['k']}" for name in tuned if "k" in tuned[name] and name != "BPR"]
+    if sizes:
+        recorder.note("Sizes chosen by the tuning studies (they replace the preset's): " + ", ".join(sizes) + ".")
     untuned = [m for m in models if m not in tuned and m != "MostPop"]
     recorder.add_untuned(untuned)
