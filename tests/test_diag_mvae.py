@@ -10,42 +10,27 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
 from xrec_core.experiments.mvae import MVAEConfig
 from xrec_core.experiments.mvae import diagnostics as diag
-from xrec_core.experiments.mvae.data import _finalise
 from xrec_core.experiments.mvae.protocol import build_generator, encode_split, neural_unit
 from xrec_core.records import RECORD_SCHEMA_VERSION
 from xrec_core.report import MVAE_DIAGNOSTIC, committed_mvae_diagnostic, mvae_diagnostic_table
+
+from test_mvae_protocol import _explanations  # users and items with a sentence template each
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _explanations(n: int = 200, seed: int = 0):
-    """Users and items with a sentence template each (the sentiment word follows the user)."""
-    rng = np.random.default_rng(seed)
-    users, items = rng.integers(0, 20, n), rng.integers(0, 12, n)
-    words = ["sound", "strap", "cable", "price", "tone"]
-    tokens = [["the", words[i % 5], "is", "great" if u % 2 else "bad"] for u, i in zip(users, items)]
-    df = pd.DataFrame({"user": users.astype(str), "item": items.astype(str), "rating": rng.integers(1, 6, n).astype(float),
-                       "tokens": tokens, "feature": [t[1] for t in tokens]})
-    df["explanation"] = df["tokens"].map(" ".join)
-    return _finalise(df, words, "synthetic")
-
-
-def _cfg(**changes) -> MVAEConfig:
-    return MVAEConfig.from_scale("smoke", device="cpu", d_model=24, n_heads=2, n_rd=1, peter_d_model=24, peter_d_ff=48,
-                                 batch_size=32, max_epochs=2, **changes)
-
-
 @pytest.fixture(scope="module")
 def data():
-    exp, cfg = _explanations(), _cfg()
+    exp = _explanations()
+    cfg = MVAEConfig.from_scale("smoke", device="cpu", d_model=24, n_heads=2, n_rd=1, peter_d_model=24, peter_d_ff=48,
+                                batch_size=32, max_epochs=2)
     _, vocab, enc = encode_split(exp, 0, cfg)
     return exp, cfg, vocab, enc
 
