@@ -481,10 +481,13 @@ def mvae_diagnostic_markdown(record: Mapping[str, Any]) -> str:
     for name, by_epoch in probes.items():
         if by_epoch[0].get("prefix_spread") is None:
             continue
-        kept = by_epoch[fits[name]["best_epoch"]]
-        first = by_epoch.get(1, kept)
+        best = fits[name]["best_epoch"]
+        kept, first = by_epoch[best], by_epoch.get(1, by_epoch[best])
+        lowest = min((p for epoch, p in by_epoch.items() if 0 < epoch <= best), key=lambda p: p["prefix_spread"])
+        dip = "" if lowest["epoch"] in (1, best) else \
+            f" (lowest {lowest['prefix_spread']:.2g}, after {lowest['steps']} updates)"
         text = (f"{name}'s decoder prefix has a spread of {by_epoch[0]['prefix_spread']:.2g} over the validation pairs at "
-                f"initialisation, {first['prefix_spread']:.2g} after {first['steps']} updates and "
+                f"initialisation, {first['prefix_spread']:.2g} after {first['steps']} updates{dip} and "
                 f"{kept['prefix_spread']:.2g} at its kept epoch")
         if kept.get("kl_posterior_prior") is not None:
             beta_term = cfg["beta"] * sum(kept["kl_posterior_standard"])
@@ -504,10 +507,11 @@ def mvae_diagnostic_figure(probes: Iterable[Mapping[str, Any]]):
 
     df = pd.DataFrame(list(probes))
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for name, sub in df.groupby("model", sort=False):
+    for k, (name, sub) in enumerate(df.groupby("model", sort=False)):
+        style = {"marker": ".", "label": name, "color": f"C{k}"}  # one colour per model in both panels
         if "prefix_spread" in sub and sub["prefix_spread"].notna().any():
-            left.plot(sub["epoch"], sub["prefix_spread"], marker=".", label=name)
-        right.plot(sub["epoch"], sub["nll_shuffled"] - sub["nll_own"], marker=".", label=name)
+            left.plot(sub["epoch"], sub["prefix_spread"], **style)
+        right.plot(sub["epoch"], sub["nll_shuffled"] - sub["nll_own"], **style)
     left.set_yscale("log")
     left.set(xlabel="epoch (0: initialisation)", ylabel="spread over validation pairs", title="decoder prefix")
     right.axhline(0, color="grey", lw=0.8)

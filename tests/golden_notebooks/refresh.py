@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 #: the notebook parameters of a golden run (CPU, one thread: exact numbers)
 GOLDEN_PARAMS = {"scale": "smoke", "device": "cpu", "n_threads": 1}
 #: a cell whose source names one of these shows committed records (output not compared)
-COMMITTED = ("committed_results", "committed_records", "committed_figures", "committed_tuning")
+COMMITTED = ("committed_results", "committed_records", "committed_figures", "committed_tuning",
+             "committed_mvae_diagnostic")
 
 
 def unchecked(cell: nbformat.NotebookNode) -> bool:
