@@ -5,7 +5,9 @@
 * :mod:`.protocol` -- model building from the registry, one unit per (split, model), metrics, Fig. 4;
 * :mod:`.report` -- :func:`record_run` writes metric rows, health checks, learning curves, claims,
   tables and figures into the record; helpers the notebook displays;
-* :mod:`.tuning` -- :func:`tune_models` (``xrec tune mvae``) and the stored best parameters.
+* :mod:`.tuning` -- :func:`tune_models` (``xrec tune mvae``) and the stored best parameters;
+* :mod:`.diagnostics` -- probes of PETER and the MVAE variants while they train (why MVAE writes one
+  sentence), recorded by ``benchmarks/diag_mvae.py`` under ``results/diag_mvae/``.
 """
 
 from .config import (EXPLAIN_METRICS, FIG6_MODELS, MVAE_MODELS, NEURAL_BASELINES, NEURAL_MODELS, PAPER_DATASET, RETRIEVAL,
