@@ -100,7 +100,11 @@ def _recorder(tmp_path, repo: Path, scale: str = "full") -> RunRecorder:
 def test_clean_checkout_writes_a_full_record(tmp_path, scratch_repo, monkeypatch):
     monkeypatch.delenv(ALLOW_DIRTY_ENV, raising=False)
     (scratch_repo / "docs" / "readme.md").write_text("edited\n")  # outside xrec_core/ and notebooks/
-    (scratch_repo / "xrec_core" / "new.py").write_text("untracked = True\n")
+    (scratch_repo / "xrec_core" / "__pycache__").mkdir()
+    (scratch_repo / "xrec_core" / "__pycache__" / "a.pyc").write_text("ignored")
+    (scratch_repo / ".gitignore").write_text("__pycache__/\n")
+    _git(scratch_repo, "add", ".gitignore")
+    _git(scratch_repo, "commit", "-q", "-m", "ignore caches")
     saved = json.loads(_recorder(tmp_path, scratch_repo).finish().read_text())
     cv = saved["code_version"]
     assert cv["git_dirty"] is False and cv["allow_dirty"] is False and len(cv["git_commit"]) == 40
@@ -121,6 +125,14 @@ def test_dirty_checkout_refuses_a_full_record_unless_allowed(tmp_path, scratch_r
     monkeypatch.setenv(ALLOW_DIRTY_ENV, "1")
     cv = json.loads(rec.finish().read_text())["code_version"]
     assert cv["git_dirty"] is True and cv["allow_dirty"] is True and cv["changed_files"] == ["xrec_core/a.py"]
+
+
+def test_an_untracked_module_makes_the_checkout_dirty(tmp_path, scratch_repo, monkeypatch):
+    monkeypatch.delenv(ALLOW_DIRTY_ENV, raising=False)
+    (scratch_repo / "xrec_core" / "sub").mkdir()
+    (scratch_repo / "xrec_core" / "sub" / "new.py").write_text("untracked = True\n")
+    with pytest.raises(DirtyCheckoutError, match=r"^Uncommitted changes to xrec_core/sub/new\.py: "):
+        _recorder(tmp_path, scratch_repo).finish()
 
 
 def test_dirty_error_names_at_most_five_files(scratch_repo, monkeypatch):

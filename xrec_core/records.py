@@ -234,7 +234,9 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def changed_files(root: str | os.PathLike = REPO_ROOT) -> list[str] | None:
-    """Tracked files under :data:`GUARDED_PATHS` of the checkout ``root`` with uncommitted changes.
+    """Files under :data:`GUARDED_PATHS` of the checkout ``root`` that differ from its commit: tracked files
+    with uncommitted changes and untracked files git does not ignore (a new module the code imports
+    changes what runs as much as an edit does).
 
     ``None`` when ``root`` is not the top of a git checkout (e.g. the package installed from an sdist).
     """
@@ -242,7 +244,7 @@ def changed_files(root: str | os.PathLike = REPO_ROOT) -> list[str] | None:
     top = _git(root, "rev-parse", "--show-toplevel")
     if top is None or Path(top.strip()).resolve() != root:
         return None
-    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *GUARDED_PATHS)
+    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *GUARDED_PATHS)
     if status is None:
         return None
     # porcelain lines are "XY path" (or "XY old -> new" for a rename)
