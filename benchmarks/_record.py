@@ -95,16 +95,22 @@ class BenchRecorder(RunRecorder):
         self._wall0 = time.perf_counter()
         self._load0 = load_average()
         self.timed_rows: list[dict[str, Any]] = []
+        self.worker_cpu_s = 0.0
+
+    def add_worker_cpu(self, seconds: float) -> None:
+        """Count CPU seconds spent for this benchmark in other processes (Ray workers) in the whole run's
+        CPU time, so that work done elsewhere does not read as waiting for a core."""
+        self.worker_cpu_s += seconds
 
     def timed(self, label: str, wall_s: float, cpu_s: float, **extra: Any) -> dict[str, Any]:
-        """Record one timed piece (``cpu_s``: the CPU time of the process that ran it); returns its row."""
+        """Record one timed piece (``cpu_s``: the CPU time of the processes that ran it); returns its row."""
         row = {"label": label, **timing_fields(wall_s, cpu_s), **extra}
         self.timed_rows.append(row)
         return row
 
     def benchmark_section(self) -> dict[str, Any]:
         """The ``benchmark`` section of the record (see the module docstring)."""
-        overall = timing_fields(time.perf_counter() - self._wall0, process_cpu_s() - self._cpu0)
+        overall = timing_fields(time.perf_counter() - self._wall0, process_cpu_s() - self._cpu0 + self.worker_cpu_s)
         return {
             **overall,
             "contended": bool(overall["contended"] or any(r["contended"] for r in self.timed_rows)),

@@ -6,8 +6,9 @@ CPUs (one unit per CPU, one thread per unit), each time into an empty unit store
 runs computed the same numbers and writes a record ``results/bench_executor/...`` with one timed row
 per worker count, the speed-up and the ideal one (the units' summed compute time over the workers).
 
-The units run in Ray's worker processes, not in this one: the rows' ``cpu_s`` (this process's)
-says nothing about them; ``units_compute_s`` (the units' own seconds) and the load average do.
+The units run in Ray's worker processes, not in this one: each row's ``cpu_s`` is this process's CPU
+time plus the units' own CPU seconds (``units_cpu_s``, measured in the workers), so that its
+wall/CPU ratio flags a run that waited for a core, as in every benchmark record.
 Take the numbers on a quiet machine with at least 2 free cores::
 
     XREC_DATA=../shared/data python benchmarks/bench_executor.py --scale smoke
@@ -61,7 +62,8 @@ def run_on_ray(workers: int, cfg: nar.NARConfig, data: nar.NARData | None, scrat
     finally:
         ray.shutdown()
     record = recorder.as_dict()
-    return {"clock": clock, "units_compute_s": record["units_compute_s"], "execution": record["execution"],
+    return {"clock": clock, "units_compute_s": record["units_compute_s"], "units_cpu_s": record["units_cpu_s"],
+            "execution": record["execution"],
             "results": without_timings(out["results"])}
 
 
@@ -91,9 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for workers, run in runs.items():
         clock = run["clock"]
-        rec.timed(f"nar protocol, ray, {workers} worker(s)", clock.wall_s, clock.cpu_s,
-                  units_compute_s=run["units_compute_s"], units=run["execution"]["computed"])
+        rec.add_worker_cpu(run["units_cpu_s"])
+        rec.timed(f"nar protocol, ray, {workers} worker(s)", clock.wall_s, clock.cpu_s + run["units_cpu_s"],
+                  units_compute_s=run["units_compute_s"], units_cpu_s=run["units_cpu_s"], units=run["execution"]["computed"])
         rows.append({"workers": workers, "wall_s": clock.wall_s, "units_compute_s": run["units_compute_s"],
+                     "units_cpu_s": run["units_cpu_s"],
                      "ideal_wall_s": run["units_compute_s"] / workers, **run["execution"]})
     speedup = runs[1]["clock"].wall_s / runs[2]["clock"].wall_s
     rec.add_metric(MetricRow.from_values("speed", rec.dataset, "NAR chapter protocol", "speed-up, 2 vs 1 workers",
