@@ -94,3 +94,20 @@ def test_mvae_vs_peter_reads_speed_work_and_flop_rate_from_the_newest_record():
     assert mvae_vs_peter([]) == "" and "## MVAE vs PETER" not in benchmark_summary_markdown([])
     no_flops = _bench("bench_mvae", False, tables={"benchmark": [{"model": m, "tokens_per_s": t} for m, t in (("PETER", 10.0), ("MVAE", 5.0))]})
     assert mvae_vs_peter([no_flops]).count("x") >= 1 and "work" not in mvae_vs_peter([no_flops])
+
+
+def test_executor_speedup_reads_the_newest_full_size_record():
+    from xrec_core.bench_report import executor_speedup
+
+    rows = [{"workers": 1, "wall_s": 800.0, "units_compute_s": 790.0, "units_cpu_s": 780.0, "ideal_wall_s": 790.0},
+            {"workers": 2, "wall_s": 400.0, "units_compute_s": 800.0, "units_cpu_s": 790.0, "ideal_wall_s": 400.0}]
+    metric = [{"metric": "speed-up, 2 vs 1 workers", "value": 2.0}]
+    full = _bench("bench_executor", False, "2026-12-01T00:00:00+00:00", config={"scale": "full"}, tables={"executor": rows},
+                  metrics=metric)
+    tiny = _bench("bench_executor", True, "2026-12-02T00:00:00+00:00", tables={"executor": rows},
+                  metrics=[{"metric": "speed-up, 2 vs 1 workers", "value": 9.0}])
+    tiny["dataset"] = "synthetic"
+    text = executor_speedup([full, tiny])  # the newer tiny run is the tests' size, not a measurement
+    assert "**2.00x** faster on 2 workers" in text and "not contended" in text and "full protocol" in text
+    assert "9.00x" not in text and "## Parallel execution" in benchmark_summary_markdown([full, tiny])
+    assert executor_speedup([tiny]) == "" and "## Parallel execution" not in benchmark_summary_markdown([])

@@ -9,6 +9,8 @@
 * **MVAE vs PETER**: from the newest ``bench_mvae`` record, MVAE's training tokens/s over PETER's at
   equal size, and, where the record counted them, the FLOPs each does per token and the FLOP rate
   each reaches (so a lower speed can be read as more work or as slower work);
+* **parallel execution**: from the newest full-size ``bench_executor`` record, one chapter's protocol on a
+  local Ray with 1 and 2 workers: wall time, the units' CPU seconds and the speed-up (issue 17);
 * **GPU**: the newest ``bench_gpu`` record taken on CUDA (per-model throughput and peak memory,
   each chapter's smoke run), or the statement that the GPU path is untested while none exists;
 * **full-book compute time**: per chapter and dataset, the ``units_compute_s`` of the chapter's
@@ -147,6 +149,24 @@ def full_book_compute(records: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def executor_speedup(records: Iterable[dict]) -> str:
+    """The newest non-tiny ``bench_executor`` record as a sentence and a table ("" when there is none)."""
+    rec = _newest(records, "bench_executor", lambda r: r.get("dataset") != "synthetic")
+    if rec is None:
+        return ""
+    rows = pd.DataFrame(rec.get("tables", {}).get("executor", []))
+    speedup = next((m["value"] for m in rec.get("metrics", []) if m.get("metric") == "speed-up, 2 vs 1 workers"), None)
+    if rows.empty or speedup is None:
+        return ""
+    flag = "**contended**" if rec.get("benchmark", {}).get("contended") else "not contended"
+    text = (f"From `{Path(rec.get('_path', '')).name}` ({flag}): the {rec.get('config', {}).get('scale', '')} protocol of "
+            f"the NAR chapter on `{rec['dataset']}`, every unit a Ray task of one CPU, runs **{speedup:.2f}x** faster on 2 "
+            "workers than on 1 (the ideal is the units' summed time over the workers; both runs computed the same "
+            "numbers).\n")
+    columns = [c for c in ("workers", "wall_s", "units_compute_s", "units_cpu_s", "ideal_wall_s") if c in rows]
+    return text + _html_table(rows[columns].round(1))
+
+
 def benchmark_summary_markdown(records: list[dict]) -> str:
     """The four sections described in the module docstring, as MyST markdown."""
     parts = ["## How each record was taken\n"]
@@ -175,6 +195,10 @@ def benchmark_summary_markdown(records: list[dict]) -> str:
     if mvae:
         parts.append("## MVAE vs PETER\n")
         parts.append(mvae)
+    executor = executor_speedup(records)
+    if executor:
+        parts.append("## Parallel execution\n")
+        parts.append(executor)
     parts.append("## GPU\n")
     gpu = _newest(records, "bench_gpu", lambda r: str(r.get("config", {}).get("device", "")).startswith("cuda"))
     if gpu is None:
