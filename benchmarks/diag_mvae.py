@@ -5,7 +5,7 @@ preset of :class:`~xrec_core.experiments.mvae.MVAEConfig` (every training settin
 overrides a field, e.g. for a tiny check) and writes a run record
 ``BenchRecorder("diag_mvae", ...)`` into ``results/diag_mvae/`` (config, seed, data checksums, code
 version, hardware, wall and CPU time per model) with the probes, the fits and a figure. The MVAE
-chapter renders it with :func:`xrec_core.report.committed_mvae_diagnostic`. Its progress (one line per
+chapter renders it with :func:`xrec_core.experiments.mvae.report.committed_mvae_diagnostic`. Its progress (one line per
 epoch and model) goes to the log.
 
 Usage::
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_table("probes", result["probes"])
 
     from xrec_core.plots import save_figure
-    from xrec_core.report import mvae_diagnostic_figure
+    from xrec_core.experiments.mvae.report import mvae_diagnostic_figure
 
     path = save_figure(mvae_diagnostic_figure(result["probes"]), rec.results_dir / f"{rec.name}_probes.png")
     rec.add_artifact("probes", path)

@@ -1,5 +1,5 @@
 """The MVAE collapse diagnostic (experiments/mvae/diagnostics.py, benchmarks/diag_mvae.py) and its rendering in
-the chapter (report.committed_mvae_diagnostic): each measure against an independent computation."""
+the chapter (experiments.mvae.report.committed_mvae_diagnostic): each measure against an independent computation."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from xrec_core.experiments.mvae import MVAEConfig
 from xrec_core.experiments.mvae import diagnostics as diag
 from xrec_core.experiments.mvae.protocol import build_generator, encode_split, neural_unit
 from xrec_core.records import RECORD_SCHEMA_VERSION
-from xrec_core.report import MVAE_DIAGNOSTIC, committed_mvae_diagnostic, mvae_diagnostic_table
+from xrec_core.experiments.mvae.report import MVAE_DIAGNOSTIC, committed_mvae_diagnostic, mvae_diagnostic_table
 
 from test_mvae_protocol import _explanations  # users and items with a sentence template each
 

@@ -260,7 +260,7 @@ def code_version(root: str | os.PathLike = REPO_ROOT) -> dict[str, Any]:
     """The code that ran: package version, git commit, uncommitted changes and the source hash.
 
     ``git_commit`` and ``git_dirty`` are ``None`` outside a git checkout; ``changed_files`` lists the
-    tracked files under :data:`GUARDED_PATHS` that differed from the commit; ``source_sha256`` is
+    files under :data:`GUARDED_PATHS` that differ from the commit (:func:`changed_files`); ``source_sha256`` is
     :func:`code_hash`; ``allow_dirty`` says whether writing from a dirty checkout was allowed.
     """
     from . import __version__

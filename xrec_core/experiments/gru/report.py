@@ -18,7 +18,7 @@ import pandas as pd
 
 from ...claims import UNTESTABLE, Verdict
 from ...health import curve_converged, loss_decreased, ranker_vs_mostpop
-from ...records import Claim, MetricRow, RunRecorder
+from ...records import Claim, MetricRow, RunRecorder, load_records
 from ..common import ClaimJudge
 from .config import BASELINES, HR_METRIC, METRIC, MODELS, NEURAL, ORDER_SENSITIVE, SCENARIOS, TAG_METRIC, M_MAX, GRUConfig
 from .data import GRUData, data_statistics, testable_models
@@ -381,7 +381,6 @@ def committed_scale_evidence(root: str | Path | None = None) -> pd.DataFrame:
     the CPU seconds it used, whether early stopping or the budget ended it, and its best validation
     Recall@50 as a multiple of MostPop's on the same users. Empty when no such record is committed.
     """
-    from ...records import load_records
     from ...report import COMMITTED_RESULTS
 
     rows = []
@@ -433,7 +432,6 @@ def scale_evidence_markdown(evidence: pd.DataFrame, cfg: GRUConfig) -> str:
 def committed_ctr_parity(root: str | Path | None = None, dataset: str = "citeulike-t") -> str:
     """One sentence: Recall@50 of the parity harness's CTR (ours and cornac's, fixed settings) on ``dataset``
     beside the chapter's tuned CTR of the committed full record on the same data (its tuned ``lambda_v``)."""
-    from ...records import load_records
     from ...report import COMMITTED_RESULTS
 
     base = root or COMMITTED_RESULTS

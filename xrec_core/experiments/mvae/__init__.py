@@ -14,12 +14,12 @@ from .config import (EXPLAIN_METRICS, FIG6_MODELS, MVAE_MODELS, NEURAL_BASELINES
                      RETRIEVALS, USER_RETRIEVAL, TABLE2_METRICS, TABLE3_METRICS, MVAEConfig)
 from .data import ExplanationData, explanation_stats, load_explanations
 from .protocol import run_all, run_split, unit_store
-from .report import (claims_table, committed_health, describe_models, explanation_browser, health_table, plot_committed,
+from .report import (claims_table, committed_health, committed_mvae_diagnostic, describe_models, explanation_browser, health_table, plot_committed,
                      record_run, reduction_notes, results_table, simple_baseline_summary)
 from .tuning import record_tuning, stored_best_params, tune_models
 
 __all__ = ["EXPLAIN_METRICS", "FIG6_MODELS", "MVAE_MODELS", "NEURAL_BASELINES", "NEURAL_MODELS", "PAPER_DATASET", "RETRIEVAL",
            "RETRIEVALS", "USER_RETRIEVAL", "TABLE2_METRICS", "TABLE3_METRICS", "MVAEConfig", "ExplanationData", "explanation_stats", "load_explanations",
-           "run_all", "run_split", "unit_store", "claims_table", "committed_health", "describe_models", "explanation_browser",
+           "run_all", "run_split", "unit_store", "claims_table", "committed_health", "committed_mvae_diagnostic", "describe_models", "explanation_browser",
            "health_table", "plot_committed", "record_run", "reduction_notes", "results_table", "simple_baseline_summary",
            "record_tuning", "stored_best_params", "tune_models"]

@@ -23,7 +23,7 @@ protocol unit's. After training (best epoch kept) each generator writes for the 
 :func:`output_summary` counts its distinct sentences, its most frequent one and scores BLEU-1/4 and
 ROUGE-L F1 (:mod:`xrec_core.metrics.text`); the retrieval baselines are scored beside them.
 ``benchmarks/diag_mvae.py`` writes the result into a run record under ``results/diag_mvae/``, which
-:func:`xrec_core.report.committed_mvae_diagnostic` renders in the chapter.
+:func:`xrec_core.experiments.mvae.report.committed_mvae_diagnostic` renders in the chapter.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ Claims (units are the random splits; paired t-tests, trends by per-split slopes)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ import pandas as pd
 
 from ... import health
 from ...claims import unit_values
-from ...records import MetricRow
+from ...records import MetricRow, load_records
 from ..common import ClaimJudge, figures_dir
 from .config import (EXPLAIN_METRICS, FIG6_MODELS, MVAE_MODELS, NEURAL_BASELINES, NEURAL_MODELS, PAPER_DATASET, RETRIEVAL,
                      RETRIEVALS, TABLE2_METRICS, TABLE3_METRICS, USER_RETRIEVAL, MVAEConfig)
@@ -485,3 +486,149 @@ def simple_baseline_summary(records: Sequence[Mapping[str, Any]]) -> str:
         out.append(f"**{rec['dataset']}** ({rec['scale']}): " + "; ".join(parts)
                    + f". Best {best}: {leader} ({val[(leader, best)]:.2f}).")
     return "\n\n".join(out) if out else "No record with the retrieval baseline yet."
+
+
+# --------------------------------------------------------------------------- the collapse diagnostic (results/diag_mvae/)
+#: the record folder of ``benchmarks/diag_mvae.py`` (kept apart from the chapter's runs in ``results/mvae/``)
+MVAE_DIAGNOSTIC = "diag_mvae"
+#: epochs of each probed fit that the chapter's table shows (besides the kept epoch); 0 is the initialisation
+MVAE_DIAGNOSTIC_EPOCHS = (0, 1, 2)
+
+
+@dataclasses.dataclass
+class DiagnosticView:
+    """What the chapter shows of a diagnostic record: sentences with its numbers, a table, a figure."""
+
+    markdown: str
+    table: pd.DataFrame
+    figure: Any = None
+
+
+def _per_scale(values: Iterable[float] | None) -> str:
+    """``0.011, 0.002, 0.001`` (largest scale first); empty for a model without the quantity."""
+    return "" if values is None else ", ".join(f"{v:.2g}" for v in values)
+
+
+def _threads(n: int | None) -> str:
+    return "one thread" if n == 1 else "every core" if not n else f"{n} threads"
+
+
+def mvae_diagnostic_table(record: Mapping[str, Any], epochs: Iterable[int] = MVAE_DIAGNOSTIC_EPOCHS) -> pd.DataFrame:
+    """The probes of ``record`` at ``epochs`` and at each fit's kept epoch, one row per model and epoch.
+
+    Spreads are standard deviations over the validation pairs averaged over dimensions; KL values are
+    nats per pair; per-scale values are listed largest scale first. NLLs are nats per token.
+    """
+    best = {f["model"]: f.get("best_epoch") for f in record["tables"]["fits"]}
+    rows = []
+    for p in record["tables"]["probes"]:
+        kept = p["epoch"] == best.get(p["model"])
+        if p["epoch"] not in epochs and not kept:
+            continue
+        after = "initialisation" if p["epoch"] == 0 else f"epoch {p['epoch']} ({p['steps']} steps)" + (", kept" if kept else "")
+        rows.append({"model": p["model"], "after": after,
+                     "KL(q_rec ‖ q_prior) per scale": _per_scale(p.get("kl_posterior_prior")),
+                     "KL(q_rec ‖ N(0, I)) per scale": _per_scale(p.get("kl_posterior_standard")),
+                     "spread of posterior means": _per_scale(p.get("posterior_mean_spread")),
+                     "spread of prior means": _per_scale(p.get("prior_mean_spread")),
+                     "spread of the decoder prefix": _per_scale(None if p.get("prefix_spread") is None else [p["prefix_spread"]]),
+                     "NLL, own conditioning": round(p["nll_own"], 4),
+                     "NLL, another pair's": round(p["nll_shuffled"], 4)})
+    return pd.DataFrame(rows)
+
+
+def mvae_diagnostic_markdown(record: Mapping[str, Any]) -> str:
+    """Sentences stating the numbers of a ``diag_mvae`` record: how it was measured, what every fit wrote,
+    how much each model gains from the right user and item, and where MVAE's latents and prefix went."""
+    cfg, fits = record["config"], {f["model"]: f for f in record["tables"]["fits"]}
+    split = record["tables"]["split"][0]
+    probes: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for p in record["tables"]["probes"]:
+        probes.setdefault(p["model"], {})[p["epoch"]] = p
+    commit = (record.get("code_version", {}).get("git_commit") or "?")[:7]
+    cpu_min = record.get("benchmark", {}).get("cpu_s", record.get("cpu_time_s", 0.0)) / 60
+    parts = [f"Measured by `benchmarks/diag_mvae.py` (record `{Path(record.get('_path', '')).name}`, commit `{commit}`, "
+             f"{cpu_min:.1f} CPU-minutes, {_threads(cfg.get('n_threads'))}) on split {split['split'] + 1} of "
+             f"{record['dataset']} at the `{cfg.get('scale')}` preset ({split['train']} training, {split['valid']} "
+             f"validation and {split['test']} test pairs)."]
+    fitted = []
+    for name, f in fits.items():
+        scores = f"BLEU-1 {f['BLEU-1']:.1f}, BLEU-4 {f['BLEU-4']:.2f}, ROUGE-L F1 {f['ROUGE-L-F']:.1f}"
+        distinct = f"{f['distinct']} distinct sentence{'s' if f['distinct'] != 1 else ''} for {f['test_pairs']} test pairs"
+        if name not in probes:
+            kind = name.removeprefix("Retrieval (").removesuffix(")")
+            fitted.append(f"The {kind} retrieval baseline scores {scores} with {distinct}.")
+            continue
+        top = f"\"{f['top_sentence']}\"" if f["top_sentence"] else "the empty sentence"
+        stop = "by patience" if f["stopped_early"] else "at the epoch cap"
+        fitted.append(f"**{name}** stops {stop} after {f['epochs']} epochs ({f['epochs'] * f['steps_per_epoch']} updates; "
+                      f"kept epoch {f['best_epoch']}, validation NLL {f['best_valid_nll']:.3f} per token) and writes "
+                      f"{distinct} (unique-sentence ratio {f['unique_sentence_ratio']:.3g}; {scores}); its most frequent "
+                      f"sentence, {top}, covers {f['top_share']:.0%} of them.")
+    parts.append(" ".join(fitted))
+    gains = []
+    for name, by_epoch in probes.items():
+        p = by_epoch[fits[name]["best_epoch"]]
+        gain = round(p["nll_shuffled"] - p["nll_own"], 4) + 0.0  # + 0.0: no "-0.0000"
+        gains.append(f"{name} {gain:.4f} nats per token ({gain / p['nll_own']:.1%} of {p['nll_own']:.3f})")
+    parts.append("At its kept epoch, each model's validation NLL with every sentence conditioned on another pair's user, "
+                 "item and rating exceeds the NLL with its own by: " + "; ".join(gains) + ".")
+    latents = []
+    for name, by_epoch in probes.items():
+        if by_epoch[0].get("prefix_spread") is None:
+            continue
+        best = fits[name]["best_epoch"]
+        kept, first = by_epoch[best], by_epoch.get(1, by_epoch[best])
+        lowest = min((p for epoch, p in by_epoch.items() if 0 < epoch <= best), key=lambda p: p["prefix_spread"])
+        dip = "" if lowest["epoch"] in (1, best) else \
+            f" (lowest {lowest['prefix_spread']:.2g}, after {lowest['steps']} updates)"
+        text = (f"{name}'s decoder prefix has a spread of {by_epoch[0]['prefix_spread']:.2g} over the validation pairs at "
+                f"initialisation, {first['prefix_spread']:.2g} after {first['steps']} updates{dip} and "
+                f"{kept['prefix_spread']:.2g} at its kept epoch")
+        if kept.get("kl_posterior_prior") is not None:
+            beta_term = cfg["beta"] * sum(kept["kl_posterior_standard"])
+            text += (f"; there KL(q_rec ‖ q_prior) is {_per_scale(kept['kl_posterior_prior'])} nats per scale and "
+                     f"KL(q_rec ‖ N(0, I)) {_per_scale(kept['kl_posterior_standard'])}, so TKL's beta term (beta = "
+                     f"{cfg['beta']:g}) weighs at most {beta_term:.2g} nats per sentence")
+        latents.append(text + ".")
+    if latents:
+        parts.append(" ".join(latents))
+    return "\n\n".join(parts)
+
+
+def mvae_diagnostic_figure(probes: Iterable[Mapping[str, Any]]):
+    """Per epoch: the spread of each MVAE variant's decoder prefix (left, log scale) and every model's
+    validation NLL gain from its own conditioning over another pair's (right)."""
+    import matplotlib.pyplot as plt
+
+    df = pd.DataFrame(list(probes))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for k, (name, sub) in enumerate(df.groupby("model", sort=False)):
+        style = {"marker": ".", "label": name, "color": f"C{k}"}  # one colour per model in both panels
+        if "prefix_spread" in sub and sub["prefix_spread"].notna().any():
+            left.plot(sub["epoch"], sub["prefix_spread"], **style)
+        right.plot(sub["epoch"], sub["nll_shuffled"] - sub["nll_own"], **style)
+    left.set_yscale("log")
+    left.set(xlabel="epoch (0: initialisation)", ylabel="spread over validation pairs", title="decoder prefix")
+    right.axhline(0, color="grey", lw=0.8)
+    right.set(xlabel="epoch (0: initialisation)", ylabel="nats per token",
+              title="NLL(another pair's) - NLL(own)")
+    for ax in (left, right):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def committed_mvae_diagnostic(*, root: str | Path | None = None) -> DiagnosticView:
+    """The committed ``diag_mvae`` record (the first by name, when there are several) as sentences, a table
+    and a figure; without one, a one-line note and an empty table."""
+    from ...report import COMMITTED_RESULTS
+
+    records = load_records(root or COMMITTED_RESULTS, MVAE_DIAGNOSTIC)
+    if not records:
+        return DiagnosticView(f"No committed MVAE diagnostic record under `results/{MVAE_DIAGNOSTIC}/` yet "
+                              "(`python benchmarks/diag_mvae.py` writes it).", pd.DataFrame())
+    record = records[0]
+    return DiagnosticView(mvae_diagnostic_markdown(record), mvae_diagnostic_table(record),
+                          mvae_diagnostic_figure(record["tables"]["probes"]))
