@@ -130,6 +130,20 @@ def test_feedback_containers_reject_bad_input():
     assert [list(r) for r in held.relevant()] == [[0], [], [1, 3]]
 
 
+def test_interactions_hold_canonical_likes_that_read_only_workers_can_sum():
+    """A Ray worker gets shared arrays read-only; scipy sorts a non-canonical matrix in place on its first
+    ``sum``, which then crashed (the GRU chapter's CTR and Embed units did). Interactions canonicalise."""
+    # row 0's indices unsorted and with a duplicate (0, 2): valid CSR, not canonical
+    raw = sp.csr_matrix((np.array([1.0, 1.0, 1.0, 1.0]), np.array([2, 0, 2, 1]), np.array([0, 3, 4])), shape=(2, 3))
+    assert not raw.has_canonical_format
+    X = Interactions(raw)
+    assert X.likes.has_canonical_format and not raw.has_canonical_format  # the caller's matrix is left alone
+    for part in (X.likes.data, X.likes.indices, X.likes.indptr):
+        part.flags.writeable = False
+    np.testing.assert_array_equal(X.likes.sum(axis=1).A1, [3.0, 1.0])  # duplicates summed, nothing written
+    np.testing.assert_array_equal(X.likes.toarray(), raw.toarray())
+
+
 def test_mostpop_counts_and_bpr_ranks_planted_positives_first():
     rng = np.random.default_rng(0)
     n_users, n_items = 40, 30

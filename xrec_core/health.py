@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from .metrics.text import unique_sentence_ratio
+
 #: a ranker passes when its main metric is at least this fraction of MostPop's
 RANKER_FLOOR_RATIO = 0.9
 #: a generator passes when at least this fraction of its test outputs are distinct sentences
@@ -72,13 +74,6 @@ def ranker_vs_mostpop(model: str, dataset: str, value: float, mostpop: float, me
                        f"{metric} {value:.4g} vs MostPop {mostpop:.4g}")
 
 
-def unique_sentence_ratio(texts: Sequence[str]) -> float:
-    """Distinct outputs / outputs (after stripping surrounding white space); 0 for no outputs."""
-    if not texts:
-        return 0.0
-    return len({t.strip() for t in texts}) / len(texts)
-
-
 def generator_diversity(model: str, dataset: str, texts: Sequence[str],
                         floor: float = UNIQUE_SENTENCE_FLOOR) -> list[HealthCheck]:
     """Two checks of a text generator's test outputs: enough distinct sentences, no empty ones.
@@ -87,12 +82,14 @@ def generator_diversity(model: str, dataset: str, texts: Sequence[str],
     one sentence for every pair fails however few the pairs (on 65 test pairs one sentence is a
     ratio of 0.015, above 0.01).
     """
-    ratio = unique_sentence_ratio(texts)
-    empty = sum(1 for t in texts if not t.strip())
+    sentences = [t.split() for t in texts]
+    ratio = unique_sentence_ratio(sentences) if sentences else 0.0
+    distinct = round(ratio * len(sentences))  # the ratio is distinct / outputs, so this is exact
+    empty = sum(1 for s in sentences if not s)
     floor = max(floor, 2 / len(texts)) if len(texts) else floor
     return [
         HealthCheck(model, dataset, "unique-sentence ratio", ratio, floor, bool(ratio >= floor),
-                    f"{len({t.strip() for t in texts})} distinct of {len(texts)}"),
+                    f"{distinct} distinct of {len(texts)}"),
         HealthCheck(model, dataset, "empty outputs", float(empty), 0.0, empty == 0, f"{empty} empty of {len(texts)}"),
     ]
 
@@ -162,7 +159,7 @@ def require_converged(curves: Mapping[str, Mapping[str, Any]]) -> None:
     that ended at its cap on its best epoch (:func:`curve_converged`); tuning objectives call it
     through :func:`xrec_core.tuning.convergence_check`."""
     stopped = [f"{phase} ({curve.get('epochs')} of {curve.get('max_epochs')} epochs)"
-               for phase, curve in curves.items() if not curve_converged(dict(curve))]
+               for phase, curve in curves.items() if still_improving_at_cap(dict(curve))]
     if stopped:
         raise NotConverged("still improving at the epoch cap: " + ", ".join(stopped))
 

@@ -107,7 +107,7 @@ class Interactions:
     def __post_init__(self) -> None:
         if not sp.issparse(self.likes):
             raise ValueError(f"likes must be a scipy.sparse matrix, got {type(self.likes).__name__}")
-        object.__setattr__(self, "likes", sp.csr_matrix(self.likes))
+        object.__setattr__(self, "likes", canonical_csr(self.likes))  # read-only safe under Ray
         if self.item_bow is not None and self.item_bow.shape[0] != self.n_items:
             raise ValueError(f"item_bow has {self.item_bow.shape[0]} rows, expected n_items={self.n_items}")
 

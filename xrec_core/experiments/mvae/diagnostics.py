@@ -44,7 +44,7 @@ from ...models.explain.common import mean_token_nll
 from ...models.mvae import MVAE, gaussian_kl
 from .config import RETRIEVALS, MVAEConfig
 from .data import EncodedSplit, ExplanationData
-from .protocol import ANNEALED, _nonempty, anneal_start, build_generator, encode_split, retrieval_unit
+from .protocol import ANNEALED, _nonempty, anneal_start, encode_split, retrieval_unit, seeded_generator
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,11 @@ def probed_fit(name: str, exp: ExplanationData, enc: Mapping[str, EncodedSplit],
     0 when it is to come from NoKL). Returns the fit's summary (learning curve, a0, test outputs) and
     the probe rows.
     """
-    from ...device import pick_device, set_seed
+    from ...device import pick_device
 
-    set_seed(cfg.seed + split)
     steps_per_epoch = math.ceil(len(enc["train"]) / cfg.batch_size)
     a0 = anneal_start(cfg, None, steps_per_epoch) if name in ANNEALED else None
-    model = build_generator(name, exp.n_users, exp.n_items, spec, cfg, split, anneal_a0=a0)
+    model = seeded_generator(name, exp.n_users, exp.n_items, spec, cfg, split, None, a0)
     device = pick_device(cfg.device)
     probe_seed = cfg.seed + split
 

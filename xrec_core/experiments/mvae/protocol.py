@@ -118,13 +118,20 @@ def anneal_start(cfg: MVAEConfig, nokl: Mapping[str, Any] | None, steps_per_epoc
     return 0.5 * nokl["curve"]["best_epoch"] * steps_per_epoch
 
 
-def neural_unit(name: str, n_users: int, n_items: int, spec: TextSpec, enc: Mapping[str, EncodedSplit], cfg: MVAEConfig,
-                split: int, tuned: Mapping[str, Any] | None, a0: float | None) -> dict[str, Any]:
-    """One (split, generator) unit: train on the split's training part, write for its test part."""
+def seeded_generator(name: str, n_users: int, n_items: int, spec: TextSpec, cfg: MVAEConfig, split: int,
+                     tuned: Mapping[str, Any] | None, a0: float | None) -> Any:
+    """Generator ``name`` for split ``split``, built after seeding torch and numpy with ``cfg.seed + split``
+    (so that a unit and a diagnostic of the same split start from the same weights)."""
     from ...device import set_seed
 
     set_seed(cfg.seed + split)
-    model = build_generator(name, n_users, n_items, spec, cfg, split, tuned, anneal_a0=a0)
+    return build_generator(name, n_users, n_items, spec, cfg, split, tuned, anneal_a0=a0)
+
+
+def neural_unit(name: str, n_users: int, n_items: int, spec: TextSpec, enc: Mapping[str, EncodedSplit], cfg: MVAEConfig,
+                split: int, tuned: Mapping[str, Any] | None, a0: float | None) -> dict[str, Any]:
+    """One (split, generator) unit: train on the split's training part, write for its test part."""
+    model = seeded_generator(name, n_users, n_items, spec, cfg, split, tuned, a0)
     model.fit(enc["train"], enc["valid"])
     return {"hypotheses": [s.split() for s in model.generate(enc["test"])], "curve": model.curve.as_dict(),
             "train_nll": model.train_nll, "n_params": n_parameters(model), "anneal_a0": a0}
