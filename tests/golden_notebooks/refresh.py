@@ -25,7 +25,8 @@ HERE = Path(__file__).resolve().parent
 GOLDEN_PARAMS = {"scale": "smoke", "device": "cpu", "n_threads": 1}
 #: a cell whose source names one of these shows committed records (output not compared)
 COMMITTED = ("committed_results", "committed_records", "committed_figures", "committed_tuning", "committed_ctr_parity",
-             "committed_scale_evidence", "committed_mvae_diagnostic")
+             "committed_scale_evidence", "committed_mvae_diagnostic", "committed_global_mean_floor",
+             "committed_mostpop_multiples")
 
 
 def unchecked(cell: nbformat.NotebookNode) -> bool:

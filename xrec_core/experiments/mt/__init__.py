@@ -12,14 +12,15 @@ from .config import (DISCRIMINATORS, LM_BASELINES, MT_RATING, MT_TEXT, PAPER_DAT
 from .data import FoldData, MTCorpus, corpus_from_frame, dataset_table, decode, fold_data, load_corpus
 from .protocol import (UnitNotFinished, run_ablation_fold, run_mt_fold, run_protocol, run_rating_baseline_fold,
                        run_simple_baselines_fold, run_text_baseline_fold, tune_lambda, tune_models, unit_config)
-from .report import (claims_table, describe_models, discriminator_table, examples_table, examples_view, health_table,
-                     make_figures, per_fold, plot_figure3, record_results, results_table, where_mt_loses)
+from .report import (claims_table, committed_global_mean_floor, describe_models, discriminator_table, examples_table,
+                     examples_view, health_table, make_figures, per_fold, plot_figure3, record_results, results_table,
+                     where_mt_loses)
 
 __all__ = [
     "DISCRIMINATORS", "LM_BASELINES", "MT_RATING", "MT_TEXT", "PAPER_DATASETS", "PAPER_KEY", "RATING_BASELINES",
     "SIMPLE_BASELINES", "MTConfig", "FoldData", "MTCorpus", "corpus_from_frame", "dataset_table", "decode", "fold_data",
     "load_corpus", "UnitNotFinished", "run_ablation_fold", "run_mt_fold", "run_protocol", "run_rating_baseline_fold",
     "run_simple_baselines_fold", "run_text_baseline_fold", "tune_lambda", "tune_models", "unit_config", "claims_table",
-    "describe_models", "discriminator_table", "examples_table", "examples_view", "health_table", "make_figures", "per_fold",
-    "plot_figure3", "record_results", "results_table", "where_mt_loses",
+    "committed_global_mean_floor", "describe_models", "discriminator_table", "examples_table", "examples_view",
+    "health_table", "make_figures", "per_fold", "plot_figure3", "record_results", "results_table", "where_mt_loses",
 ]

@@ -28,6 +28,8 @@ TABLE_OF = {"MSE": "Table 2", "perplexity": "Table 3", "tf-idf": "Table 4", "acc
 #: the rating models held to the global-mean floor (every learned rating model of the chapter)
 LEARNED_RATING = (*MT_RATING, *RATING_BASELINES, "User+item bias", "Biased MF (tuned)")
 NO_HEALTH = "no health checks (record predates them; rerun pending)"
+#: the name :func:`~xrec_core.health.rating_below_global_mean` gives the global-mean floor of a model's test MSE
+GLOBAL_MEAN_CHECK = "MSE below global mean"
 
 
 def _acc(pair: Sequence[int]) -> float:
@@ -84,13 +86,7 @@ def health_checks(cfg: MTConfig, results: Mapping[str, Any], vals: Mapping[tuple
     """
     ds = cfg.dataset
     checks: list[HealthCheck | dict[str, Any]] = []
-    floor = vals.get(("MSE", "Global mean"), {})
-    for model in LEARNED_RATING:
-        by_fold = vals.get(("MSE", model))
-        common = sorted(set(by_fold or {}) & set(floor))
-        if common:
-            checks.append(rating_below_global_mean(model, ds, float(np.mean([by_fold[k] for k in common])),
-                                                   float(np.mean([floor[k] for k in common]))))
+    checks.extend(global_mean_checks(ds, {model: by_fold for (metric, model), by_fold in vals.items() if metric == "MSE"}))
     for who in DISCRIMINATORS:
         pairs = [f["MT"]["discriminators"][who]["own task, held-out"] for f in results["folds"]
                  if who in f["MT"]["discriminators"]]
@@ -113,6 +109,23 @@ def health_checks(cfg: MTConfig, results: Mapping[str, Any], vals: Mapping[tuple
         bad = [unit for unit, c in zip(curves, per) if not c.passed]
         checks.append(HealthCheck(model, ds, "training loss went down", float(sum(c.passed for c in per)), float(len(per)),
                                   not bad, f"on {len(per) - len(bad)} of {len(per)} folds" + (f" (not on {', '.join(bad)})" if bad else "")))
+    return checks
+
+
+def global_mean_checks(dataset: str, mse_by_fold: Mapping[str, Mapping[int, float]]) -> list[HealthCheck]:
+    """The global-mean floor of every learned rating model in ``mse_by_fold`` (``{model: {fold: test MSE}}``).
+
+    A model's mean test MSE over the folds it shares with the ``"Global mean"`` row is held to the
+    global mean's mean over the same folds (:func:`~xrec_core.health.rating_below_global_mean`).
+    """
+    floor = mse_by_fold.get("Global mean", {})
+    checks = []
+    for model in LEARNED_RATING:
+        by_fold = mse_by_fold.get(model, {})
+        common = sorted(set(by_fold) & set(floor))
+        if common:
+            checks.append(rating_below_global_mean(model, dataset, float(np.mean([by_fold[k] for k in common])),
+                                                   float(np.mean([floor[k] for k in common]))))
     return checks
 
 
@@ -339,6 +352,53 @@ def where_mt_loses(record: Mapping[str, Any]) -> pd.DataFrame:
                             "p (paired t-test)": paired_p_value(a["values"], b["values"]) if same else float("nan")})
     return pd.DataFrame(out, columns=["dataset", "table", "metric", "MT model", "MT", "baseline", "baseline value",
                                       "p (paired t-test)"])
+
+
+def recorded_mse_by_fold(record: Mapping[str, Any]) -> dict[str, dict[int, float]]:
+    """``{model: {fold: test MSE}}`` of a record, from its MSE rows and its fold-coverage table."""
+    coverage = record.get("tables", {}).get("fold coverage", [])
+    folds = {row["model"]: row["folds"] for row in coverage if row["metric"] == "MSE"}
+    return {m["model"]: dict(zip(folds[m["model"]], m["values"])) for m in record.get("metrics", [])
+            if m["metric"] == "MSE" and m["model"] in folds}
+
+
+def _not_below_global_mean(failed: Sequence[Mapping[str, Any]]) -> str:
+    """The failed global-mean checks as text, naming the floor once when they share it (the same folds)."""
+    floors = {f"{c['floor']:.4f}" for c in failed}
+    if len(floors) == 1:
+        return f"test MSE not below the global mean's {floors.pop()}: " + ", ".join(
+            f"{c['model']} {c['value']:.4f}" for c in failed)
+    return "test MSE not below the global mean's: " + ", ".join(
+        f"{c['model']} {c['value']:.4f} against {c['floor']:.4f}" for c in failed)
+
+
+def committed_global_mean_floor(root: str | Path | None = None) -> str:
+    """Per committed record of the chapter, which learned rating models' test MSE is not below the global mean's.
+
+    The verdicts are the record's own health checks; a record that predates them is judged by the
+    same rule (:func:`global_mean_checks`) from its MSE rows, and its sentence says so.
+    """
+    from ...report import committed_records
+
+    sentences = []
+    for record in committed_records(PAPER_KEY, root=root):
+        checks = [c for c in record.get("health", []) if c["check"] == GLOBAL_MEAN_CHECK]
+        source = "its health checks"
+        if not checks:
+            checks = [c.as_dict() for c in global_mean_checks(record["dataset"], recorded_mse_by_fold(record))]
+            source = "its MSE rows by the same rule: the record predates the health checks"
+        text = f"**{record['dataset']}** (`{record['scale']}` scale; from {source}): "
+        failed = [c for c in checks if not c["passed"]]
+        passed = [c["model"] for c in checks if c["passed"]]
+        if not checks:
+            text += "no learned rating model ran beside the global mean."
+        elif not failed:
+            text += f"the test MSE of every learned rating model ({', '.join(passed)}) is below the global mean's."
+        else:
+            text += _not_below_global_mean(failed)
+            text += f"; below it: {', '.join(passed)}." if passed else "."
+        sentences.append(text)
+    return "\n\n".join(sentences) or "No full-scale record of this chapter is committed yet."
 
 
 # ---------------------------------------------------------------------------------- figures

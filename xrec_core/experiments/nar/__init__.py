@@ -10,9 +10,9 @@ from .config import (EXPLAIN_METRICS, EXPLAINERS, EXTRA_MODELS, LEARNED_MODELS, 
 from .data import NARData, explain_sample, prepare, reviews_with_mentions, synthetic_data, table2, validation_split
 from .protocol import (candidate_pools, decode_matrix, encode_matrix, explanation_metrics, fit_learned, ranking_metrics,
                        run_model, run_protocol, search_space, tune_models, tuned_params)
-from .report import (claims_table, explanation_browser, explanation_table, explanation_vectors, health_summary,
-                     pearson_heatmap, plot_curves, plot_pearson, plot_tsne, ranking_table, record_results, top_words,
-                     tsne_embedding)
+from .report import (claims_table, committed_mostpop_multiples, explanation_browser, explanation_table,
+                     explanation_vectors, health_summary, pearson_heatmap, plot_curves, plot_pearson, plot_tsne,
+                     ranking_table, record_results, top_words, tsne_embedding)
 
 __all__ = [
     "EXPLAIN_METRICS", "EXPLAINERS", "EXTRA_MODELS", "LEARNED_MODELS", "PAPER_DATASET", "PAPER_FEATURES", "PAPER_MODELS",
@@ -21,5 +21,5 @@ __all__ = [
     "explanation_vectors", "health_summary", "pearson_heatmap", "plot_curves", "plot_pearson", "plot_tsne", "prepare",
     "ranker_params", "ranking_metrics", "ranking_table", "record_results", "reduction_notes", "reviews_with_mentions",
     "run_model", "run_protocol", "synthetic_data", "table2", "candidate_pools", "top_words", "tsne_embedding", "validation_split",
-    "fit_learned", "search_space", "tune_models", "tuned_params",
+    "fit_learned", "search_space", "tune_models", "tuned_params", "committed_mostpop_multiples",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...health import loss_decreased, ranker_vs_mostpop
+from ...health import RANKER_FLOOR_RATIO, loss_decreased, ranker_vs_mostpop
 from ...records import MetricRow, RunRecorder
 from ..common import ClaimJudge, figures_dir
 from .config import (EXPLAIN_METRICS, EXPLAINERS, EXTRA_MODELS, LEARNED_MODELS, PAPER_DATASET, PAPER_MODELS,
@@ -290,6 +290,39 @@ def health_summary(record: dict[str, Any]) -> pd.DataFrame | str:
     if not record.get("health"):
         return "no health checks (record predates them; rerun pending)"
     return pd.DataFrame(record["health"])[["model", "check", "value", "floor", "passed", "detail"]]
+
+
+def committed_mostpop_multiples(root: str | Path | None = None) -> str:
+    """Per committed record of the chapter: every learned ranker's NDCG@k as a multiple of MostPop's, and the floor.
+
+    The multiples are the record's mean NDCG rows over the seeds (the ranking tables, not Table 3),
+    largest first; which rankers fall below the floor of ``RANKER_FLOOR_RATIO`` x MostPop comes from
+    the record's health checks.
+    """
+    from ...report import committed_records
+
+    sentences = []
+    for record in committed_records(PAPER, root=root):
+        ndcg = {m["model"]: m for m in record.get("metrics", []) if m["metric"] == "NDCG" and m["table"] != "Table 3"}
+        text = f"**{record['dataset']}** (`{record['scale']}` scale"
+        if "MostPop" not in ndcg:
+            sentences.append(text + "): no MostPop row, so no multiples.")
+            continue
+        mostpop = ndcg["MostPop"]["value"]
+        multiples = sorted(((m, ndcg[m]["value"] / mostpop) for m in LEARNED_MODELS if m in ndcg),
+                           key=lambda model_multiple: -model_multiple[1])
+        text += (f", {ndcg['MostPop']['n']} seeds): NDCG@{record['config']['k']} as a multiple of MostPop's "
+                 f"{mostpop:.4f}: " + ", ".join(f"{m} {v:.2f}x" for m, v in multiples))
+        floor_checks = [c for c in record.get("health", []) if "MostPop" in c["check"]]
+        below = [c["model"] for c in floor_checks if not c["passed"]]
+        if not floor_checks:
+            text += " (the record predates the health checks)."
+        elif below:
+            text += f"; below the {RANKER_FLOOR_RATIO:g}x floor: {', '.join(below)}."
+        else:
+            text += f"; every one at or above the {RANKER_FLOOR_RATIO:g}x floor."
+        sentences.append(text)
+    return "\n\n".join(sentences) or "No full-scale record of this chapter is committed yet."
 
 
 def explanation_browser(words: pd.DataFrame):

@@ -29,6 +29,8 @@ from .protocol import TUNED_BASELINES, TUNED_NAMES, SemaxRun, UnitResult, build_
 
 #: a bin of Figures 4-5 enters the trend claim only when it holds at least this many test ratings
 MIN_BIN_SIZE = 20
+#: the name :func:`health_checks` gives the floor of a model's test RMSE (the global mean's on the same split)
+GLOBAL_MEAN_CHECK = "RMSE below global mean"
 
 
 # --------------------------------------------------------------------------- tables and curves
@@ -356,6 +358,36 @@ def show_committed(records: Sequence[Mapping[str, Any]]) -> None:
         for fig in figs:
             display(fig)
             plt.close(fig)
+
+
+def committed_global_mean_floor(root: str | Path | None = None) -> str:
+    """Per committed record of the chapter: which learned models' test RMSE is not below the global mean's.
+
+    Each sentence also gives the mean rating of the reviews the models fit and of the test period
+    (the record's data statistics): a test period rated lower than the past is a shift that no model
+    trained on the past anticipates.
+    """
+    from ...report import committed_records
+
+    sentences = []
+    for record in committed_records(PAPER_KEY, root=root):
+        text = f"**{record['dataset']}** (`{record['scale']}` scale"
+        means = {row["part"]: row["mean rating"] for row in record.get("tables", {}).get("data statistics", [])}
+        if "fit" in means and "test" in means:
+            text += f"; mean rating {means['fit']:.2f} on the reviews the models fit, {means['test']:.2f} in the test period"
+        checks = [c for c in record.get("health", []) if c["check"] == GLOBAL_MEAN_CHECK]
+        failed = [c for c in checks if not c["passed"]]
+        passed = [c["model"] for c in checks if c["passed"]]
+        if not checks:
+            text += "): the record predates the health checks."
+        elif not failed:
+            text += f"): the test RMSE of every learned model ({', '.join(passed)}) is below the global mean's."
+        else:
+            text += (f"): test RMSE not below the global mean's {checks[0]['floor']:.4f}: "
+                     + ", ".join(f"{c['model']} {c['value']:.4f}" for c in failed))
+            text += f"; below it: {', '.join(passed)}." if passed else "."
+        sentences.append(text)
+    return "\n\n".join(sentences) or "No full-scale record of this chapter is committed yet."
 
 
 def attention_table(model: Any, data: SemaxData, review: int) -> pd.DataFrame:
