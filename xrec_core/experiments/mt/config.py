@@ -46,9 +46,9 @@ class MTConfig(ExperimentConfig):
     improving at its cap on Gift_Cards (validation perplexity 93.05 at epoch 40 of 40, first tuning
     trial), which the convergence health check counts as not converged.
 
-    The PMF, CTR and HFT fields are the values our quick experiment on Musical Instruments
-    (fold 0, validation split of the training folds) found to beat the global mean; the
-    chapter's narrative gives the numbers. PMF and HFT take full-batch steps early-stopped on the
+    The PMF, CTR and HFT fields are the values a one-off experiment on Musical Instruments
+    (fold 0, validation split of the training folds; no committed record) found to beat the
+    global mean; the chapter renders from the records which models still do not. PMF and HFT take full-batch steps early-stopped on the
     validation MSE (``step_patience`` steps without improvement, under the caps ``pmf_n_iter`` and
     ``hft_epochs``). Biased MF uses its study's best ``k`` and ``reg`` (``xrec tune mt``), else
     ``mf_k`` and ``mf_reg``.
