@@ -262,8 +262,9 @@ def _record_notes(recorder: RunRecorder, cfg: MTConfig, results: Mapping[str, An
     recorder.note("Every model is fitted on the training folds minus a validation split "
                   f"({cfg.valid_frac:.0%} of them) and early-stopped or tuned on it; MT's four phases, the neural "
                   f"language models and ConvMF+ stop after {cfg.patience} epochs without validation improvement "
-                  f"(caps {cfg.max_epochs}, {cfg.lm_max_epochs}, {cfg.baseline_epochs}). PMF, HFT and CTR run with "
-                  "the config's tuned values (their shared classes cannot early-stop).")
+                  f"(caps {cfg.max_epochs}, {cfg.lm_max_epochs}, {cfg.baseline_epochs}); PMF and HFT stop after "
+                  f"{cfg.step_patience} full-batch steps without a lower validation MSE (caps {cfg.pmf_n_iter} and "
+                  f"{cfg.hft_epochs}); CTR runs its ALS sweeps without early stopping.")
 
 
 # ---------------------------------------------------------------------------------- tables for the notebook
