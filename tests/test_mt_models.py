@@ -254,6 +254,30 @@ def test_training_reduces_teacher_forcing_loss_and_ablations_run():
         MultiTaskModel(6, 4, vocab, variant="x", **kw)
 
 
+def test_fit_reports_each_phase_as_it_ends_and_a_capped_phase_stops_a_tuning_fit_at_once():
+    from xrec_core.health import NotConverged, require_converged
+
+    rng = np.random.default_rng(0)
+    n, vocab = 120, 15
+    user_reviews = rng.integers(4, vocab, (6, 5))
+    users = rng.integers(0, 6, n)
+    tokens = np.zeros((n, 7), dtype=np.int64)
+    tokens[:, :5], tokens[:, 5] = user_reviews[users], 3
+    data = ReviewTensors(tokens, users, rng.integers(0, 4, n), rng.integers(1, 6, n).astype(float), 6, 4, vocab, 0, 2, 3)
+    kw = dict(pad_id=0, bos_id=2, eos_id=3, n_factors=4, emb_dim=8, hidden=16, t_steps=15, g_steps=1, d_steps=1,
+              batch_size=16, doc_sample=3, n_rollouts=1, max_len=7, lr=1e-2, seed=0, decoders=("U",))
+    train, valid = ReviewSplit(data, np.arange(90)), ReviewSplit(data, np.arange(90, 100))
+    seen: list[str] = []
+    m = MultiTaskModel(6, 4, vocab, max_epochs=2, patience=1, **kw).fit(train, valid, after_phase=lambda c: seen.extend(c))
+    assert seen == list(m.curves) == ["generator pre-training", "discriminator pre-training", "adversarial training",
+                                      "rating (ALS)"]
+    # two epochs of a generator that learns a fixed review per user: still improving at its cap
+    capped = MultiTaskModel(6, 4, vocab, max_epochs=2, patience=2, **kw)
+    with pytest.raises(NotConverged, match="generator pre-training"):
+        capped.fit(train, valid, after_phase=require_converged)
+    assert list(capped.curves) == ["generator pre-training"]  # no discriminator or adversarial phase was run
+
+
 def test_gram_accumulation_is_independent_of_the_chunk_size():
     from xrec_core.models.mt.camf import _gram_and_rhs
 

@@ -102,14 +102,15 @@ def pretrained_vectors(cfg: MTConfig, fold: FoldData, corpus: MTCorpus) -> np.nd
 
 
 def fit_mt(name: str, cfg: MTConfig, fold: FoldData, corpus: MTCorpus, lam: float,
-           params: Mapping[str, Any] | None = None):
+           params: Mapping[str, Any] | None = None,
+           after_phase: Callable[[dict[str, dict[str, Any]]], None] | None = None):
     """Build ``name`` ("MT", "MT-encoder" or "MT-decoder") from the config (``params``: tuned values
-    that replace the config's) and fit it on the fold."""
+    that replace the config's) and fit it on the fold (``after_phase``: see ``MultiTaskModel.fit``)."""
     from ...models.mt import ReviewSplit
 
     pre = None if name == "MT-encoder" else pretrained_vectors(cfg, fold, corpus)
     model = build(name, **{**mt_params(cfg, fold, lam, pre), **(tuned_params(cfg, name) if params is None else params)})
-    return model.fit(ReviewSplit(fold.tensors, fold.fit_rows), ReviewSplit(fold.tensors, fold.valid))
+    return model.fit(ReviewSplit(fold.tensors, fold.fit_rows), ReviewSplit(fold.tensors, fold.valid), after_phase)
 
 
 def run_mt_fold(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, with_extras: bool, lam: float) -> dict[str, Any]:
@@ -346,8 +347,7 @@ def validation_value(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str,
             check({"training": m.curve.as_dict()})
         return float(m.perplexity([corpus.tokens[r] for r in va], users=t.users[va], items=t.items[va]))
     if name.startswith("MT"):
-        m = fit_mt(name, cfg, fold, corpus, tune_lambda(cfg, fold), params)
-        check(phase_curves(m))
+        m = fit_mt(name, cfg, fold, corpus, tune_lambda(cfg, fold), params, after_phase=check)  # raises at the first capped phase
     else:
         m = fit_rating_baseline(cfg, corpus, fold, name, params)
     return mse(t.ratings[va], m.predict(t.users[va], t.items[va]))

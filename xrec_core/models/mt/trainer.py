@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -379,7 +380,8 @@ class MultiTaskModel:
         accs = [c / n for c, n in (self.discriminator_counts(name, self.valid_idx) for name in self.decoder_names)]
         return float(np.mean(accs))
 
-    def fit(self, train: ReviewSplit, valid: ReviewSplit) -> "MultiTaskModel":
+    def fit(self, train: ReviewSplit, valid: ReviewSplit,
+            after_phase: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> "MultiTaskModel":
         """Algorithm 1 on the training reviews ``train``, early-stopped on the reviews ``valid``.
 
         Four phases, each a :class:`~xrec_core.training.Trainer` run until its validation metric
@@ -396,9 +398,12 @@ class MultiTaskModel:
 
         ``valid`` (carved from the training fold, never the test fold) is held out of every
         phase: its reviews are in no user's or item's document and in no rating the MF sees.
-        The learning curves are in :attr:`curves`.
+        The learning curves are in :attr:`curves`. ``after_phase``, if given, is called with
+        ``{phase: curve.as_dict()}`` as each phase ends; a tuning objective passes its convergence
+        check, which raises as soon as a phase ends at its cap (a generator still improving after
+        its pre-training cap otherwise cost the trial its discriminator and adversarial phases too).
         """
-        from ...training import Trainer
+        from ...training import LearningCurve, Trainer
 
         if valid.data is not train.data:
             raise ValueError("train and valid must index the same ReviewTensors")
@@ -416,27 +421,32 @@ class MultiTaskModel:
                            min_delta=min_delta, valid_metric=metric, device=self.device, progress=self.progress,
                            desc=f"MT[{self.variant}] {phase}")
 
+        def finished(phase: str, curve: LearningCurve) -> None:
+            self.curves[phase] = curve
+            if after_phase is not None:
+                after_phase({phase: curve.as_dict()})
+
         self.curves = {}
         if not self.decoder_names:  # MT-decoder: the encoders learn Eq. 4 only
-            self.curves["encoder training"] = trainer("encoders", "validation MSE").fit(
+            finished("encoder training", trainer("encoders", "validation MSE").fit(
                 self, batches=lambda e: self._epoch_batches(self.t_steps, sweep=True), step=self.t_step,
-                validate=self.valid_mse)
+                validate=self.valid_mse))
         else:
-            self.curves["generator pre-training"] = trainer("generator", "validation perplexity").fit(
+            finished("generator pre-training", trainer("generator", "validation perplexity").fit(
                 self, batches=lambda e: self._epoch_batches(self.t_steps, sweep=True), step=self.t_step,
-                validate=self.valid_perplexity)
-            self.curves["discriminator pre-training"] = trainer("discriminator", "validation accuracy", "max").fit(
+                validate=self.valid_perplexity))
+            finished("discriminator pre-training", trainer("discriminator", "validation accuracy", "max").fit(
                 self, batches=lambda e: self._epoch_batches(self.d_steps, sweep=False), step=self.d_step,
-                validate=self.valid_discriminator_accuracy)
+                validate=self.valid_discriminator_accuracy))
             if self.g_steps:
-                self.curves["adversarial training"] = trainer("adversarial", "validation perplexity").fit(
+                finished("adversarial training", trainer("adversarial", "validation perplexity").fit(
                     self, batches=lambda e: self._epoch_batches(self.g_steps, sweep=True), step=self.adversarial_round,
-                    validate=self.valid_perplexity)
+                    validate=self.valid_perplexity))
         self.U_text, self.V_text = self.text_features()
         # ALS creeps on by tiny steps once converged: an improvement must exceed 1e-4 in MSE
-        self.curves["rating (ALS)"] = trainer("ALS", "validation MSE", max_epochs=self.als_max_sweeps, min_delta=1e-4).fit(
+        finished("rating (ALS)", trainer("ALS", "validation MSE", max_epochs=self.als_max_sweeps, min_delta=1e-4).fit(
             _FactorState(self.mf), batches=lambda e: [None], step=lambda _: self.mf.sweep(self.U_text, self.V_text),
-            validate=self.valid_mse)
+            validate=self.valid_mse))
         return self
 
     # ------------------------------------------------------------------ evaluation
