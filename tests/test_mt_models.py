@@ -224,19 +224,23 @@ def test_word2vec_matrix_uses_gensim_vectors_for_seen_words():
     np.testing.assert_allclose(mat[2], w2v.wv["guitar"], rtol=1e-6)
 
 
-def test_training_reduces_teacher_forcing_loss_and_ablations_run():
+def _memorised_reviews(n: int = 120, vocab: int = 15):
+    """Reviews of 6 users and 4 items where each user always writes the same review (a decoder conditioned
+    on U~ can learn it); the small MultiTaskModel settings; train (90) and validation (10) splits."""
     rng = np.random.default_rng(0)
-    n, vocab = 120, 15
-    # each user always writes the same review: a decoder conditioned on U~ can learn it
     user_reviews = rng.integers(4, vocab, (6, 5))
     users = rng.integers(0, 6, n)
     tokens = np.zeros((n, 7), dtype=np.int64)
-    tokens[:, :5] = user_reviews[users]
-    tokens[:, 5] = 3
+    tokens[:, :5], tokens[:, 5] = user_reviews[users], 3
     data = ReviewTensors(tokens, users, rng.integers(0, 4, n), rng.integers(1, 6, n).astype(float), 6, 4, vocab, 0, 2, 3)
     kw = dict(pad_id=0, bos_id=2, eos_id=3, n_factors=4, emb_dim=8, hidden=16, t_steps=15, g_steps=1, d_steps=1,
               batch_size=16, doc_sample=3, n_rollouts=1, max_len=7, lr=1e-2, seed=0)
-    train, valid = ReviewSplit(data, np.arange(90)), ReviewSplit(data, np.arange(90, 100))
+    return data, kw, ReviewSplit(data, np.arange(90)), ReviewSplit(data, np.arange(90, 100))
+
+
+def test_training_reduces_teacher_forcing_loss_and_ablations_run():
+    vocab = 15
+    data, kw, train, valid = _memorised_reviews(vocab=vocab)
     m = MultiTaskModel(6, 4, vocab, decoders=("U",), max_epochs=4, patience=4, **kw).fit(train, valid)
     pre = m.curves["generator pre-training"]
     assert pre.epochs == 4 and pre.train_loss[-1] < 0.6 * pre.train_loss[0]
@@ -257,16 +261,9 @@ def test_training_reduces_teacher_forcing_loss_and_ablations_run():
 def test_fit_reports_each_phase_as_it_ends_and_a_capped_phase_stops_a_tuning_fit_at_once():
     from xrec_core.health import NotConverged, require_converged
 
-    rng = np.random.default_rng(0)
-    n, vocab = 120, 15
-    user_reviews = rng.integers(4, vocab, (6, 5))
-    users = rng.integers(0, 6, n)
-    tokens = np.zeros((n, 7), dtype=np.int64)
-    tokens[:, :5], tokens[:, 5] = user_reviews[users], 3
-    data = ReviewTensors(tokens, users, rng.integers(0, 4, n), rng.integers(1, 6, n).astype(float), 6, 4, vocab, 0, 2, 3)
-    kw = dict(pad_id=0, bos_id=2, eos_id=3, n_factors=4, emb_dim=8, hidden=16, t_steps=15, g_steps=1, d_steps=1,
-              batch_size=16, doc_sample=3, n_rollouts=1, max_len=7, lr=1e-2, seed=0, decoders=("U",))
-    train, valid = ReviewSplit(data, np.arange(90)), ReviewSplit(data, np.arange(90, 100))
+    vocab = 15
+    _, kw, train, valid = _memorised_reviews(vocab=vocab)
+    kw["decoders"] = ("U",)
     seen: list[str] = []
     m = MultiTaskModel(6, 4, vocab, max_epochs=2, patience=1, **kw).fit(train, valid, after_phase=lambda c: seen.extend(c))
     assert seen == list(m.curves) == ["generator pre-training", "discriminator pre-training", "adversarial training",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +201,23 @@ def claims_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             rows.append({"paper": r["paper"], "dataset": c.get("dataset") or r["dataset"], "scale": r["scale"],
                          "claim": c["claim"], "source": c["source"], "verdict": verdict, "evidence": evidence})
     return pd.DataFrame(rows, columns=["paper", "dataset", "scale", "claim", "source", "verdict", "evidence"])
+
+
+def global_mean_floor_verdict(checks: Sequence[Mapping[str, Any]], metric: str, learned: str = "learned model") -> str:
+    """The end of a chapter's sentence on its global-mean floor checks (health rows as dicts): every model
+    below the floor, or those that are not, with the floor named once when they share it (the same folds)."""
+    failed = [c for c in checks if not c["passed"]]
+    passed = [c["model"] for c in checks if c["passed"]]
+    if not failed:
+        return f"the test {metric} of every {learned} ({', '.join(passed)}) is below the global mean's."
+    floors = {f"{c['floor']:.4f}" for c in failed}
+    if len(floors) == 1:
+        text = f"test {metric} not below the global mean's {floors.pop()}: " + ", ".join(
+            f"{c['model']} {c['value']:.4f}" for c in failed)
+    else:
+        text = f"test {metric} not below the global mean's: " + ", ".join(
+            f"{c['model']} {c['value']:.4f} against {c['floor']:.4f}" for c in failed)
+    return text + (f"; below it: {', '.join(passed)}." if passed else ".")
 
 
 def health_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -363,23 +363,13 @@ def recorded_mse_by_fold(record: Mapping[str, Any]) -> dict[str, dict[int, float
             if m["metric"] == "MSE" and m["model"] in folds}
 
 
-def _not_below_global_mean(failed: Sequence[Mapping[str, Any]]) -> str:
-    """The failed global-mean checks as text, naming the floor once when they share it (the same folds)."""
-    floors = {f"{c['floor']:.4f}" for c in failed}
-    if len(floors) == 1:
-        return f"test MSE not below the global mean's {floors.pop()}: " + ", ".join(
-            f"{c['model']} {c['value']:.4f}" for c in failed)
-    return "test MSE not below the global mean's: " + ", ".join(
-        f"{c['model']} {c['value']:.4f} against {c['floor']:.4f}" for c in failed)
-
-
 def committed_global_mean_floor(root: str | Path | None = None) -> str:
     """Per committed record of the chapter, which learned rating models' test MSE is not below the global mean's.
 
     The verdicts are the record's own health checks; a record that predates them is judged by the
     same rule (:func:`global_mean_checks`) from its MSE rows, and its sentence says so.
     """
-    from ...report import committed_records
+    from ...report import committed_records, global_mean_floor_verdict
 
     sentences = []
     for record in committed_records(PAPER_KEY, root=root):
@@ -389,15 +379,10 @@ def committed_global_mean_floor(root: str | Path | None = None) -> str:
             checks = [c.as_dict() for c in global_mean_checks(record["dataset"], recorded_mse_by_fold(record))]
             source = "its MSE rows by the same rule: the record predates the health checks"
         text = f"**{record['dataset']}** (`{record['scale']}` scale; from {source}): "
-        failed = [c for c in checks if not c["passed"]]
-        passed = [c["model"] for c in checks if c["passed"]]
         if not checks:
             text += "no learned rating model ran beside the global mean."
-        elif not failed:
-            text += f"the test MSE of every learned rating model ({', '.join(passed)}) is below the global mean's."
         else:
-            text += _not_below_global_mean(failed)
-            text += f"; below it: {', '.join(passed)}." if passed else "."
+            text += global_mean_floor_verdict(checks, "MSE", "learned rating model")
         sentences.append(text)
     return "\n\n".join(sentences) or "No full-scale record of this chapter is committed yet."
 

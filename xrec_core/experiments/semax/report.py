@@ -367,7 +367,7 @@ def committed_global_mean_floor(root: str | Path | None = None) -> str:
     (the record's data statistics): a test period rated lower than the past is a shift that no model
     trained on the past anticipates.
     """
-    from ...report import committed_records
+    from ...report import committed_records, global_mean_floor_verdict
 
     sentences = []
     for record in committed_records(PAPER_KEY, root=root):
@@ -376,16 +376,7 @@ def committed_global_mean_floor(root: str | Path | None = None) -> str:
         if "fit" in means and "test" in means:
             text += f"; mean rating {means['fit']:.2f} on the reviews the models fit, {means['test']:.2f} in the test period"
         checks = [c for c in record.get("health", []) if c["check"] == GLOBAL_MEAN_CHECK]
-        failed = [c for c in checks if not c["passed"]]
-        passed = [c["model"] for c in checks if c["passed"]]
-        if not checks:
-            text += "): the record predates the health checks."
-        elif not failed:
-            text += f"): the test RMSE of every learned model ({', '.join(passed)}) is below the global mean's."
-        else:
-            text += (f"): test RMSE not below the global mean's {checks[0]['floor']:.4f}: "
-                     + ", ".join(f"{c['model']} {c['value']:.4f}" for c in failed))
-            text += f"; below it: {', '.join(passed)}." if passed else "."
+        text += "): " + (global_mean_floor_verdict(checks, "RMSE") if checks else "the record predates the health checks.")
         sentences.append(text)
     return "\n\n".join(sentences) or "No full-scale record of this chapter is committed yet."
 
