@@ -19,7 +19,7 @@ def write_record(root: Path, folder: str, name: str, **fields) -> None:
     (root / folder / f"{name}.json").write_text(json.dumps({"schema": RECORD_SCHEMA_VERSION, **fields}))
 
 
-def convergence_record(root: Path) -> None:
+def convergence_record(root: Path, dataset: str = "citeulike-t") -> None:
     preset = {"k": 200, "k_gru": 64, "lr": 0.001}
     rows = [
         {"model": "Embed", "batch_users": 128, "stopped_by": "CPU budget", "best_valid_recall50": 0.2, "best_updates": 900,
@@ -29,7 +29,7 @@ def convergence_record(root: Path) -> None:
         {"model": "GRU", "batch_users": 512, "stopped_by": "CPU budget", "best_valid_recall50": 0.18, "best_updates": 70,
          "cpu_s": 1199.0, "vs_most_pop": 3.0},
     ]
-    write_record(root, CONVERGENCE_BENCHMARK, "conv", config={"cpu_budget": 1200.0},
+    write_record(root, CONVERGENCE_BENCHMARK, f"conv-{dataset}", dataset=dataset, config={"cpu_budget": 1200.0},
                  tables={"preset": [preset], "convergence": rows})
 
 
@@ -42,14 +42,16 @@ def test_scale_evidence_rows_take_each_configuration_from_its_record_or_the_pres
         ["GRU", 64, 0.001, 1199, "CPU budget"],  # the GRU's size is the preset's k_gru
     ]
     assert df["x MostPop"].tolist() == [3.33, 2.0, 3.0]
+    convergence_record(tmp_path, "mter-cellphones")  # a second dataset's rows are named by their dataset
+    assert committed_scale_evidence(tmp_path)["dataset"].tolist() == ["citeulike-t"] * 3 + ["mter-cellphones"] * 3
 
 
 def test_scale_evidence_sentences_name_budget_stops_and_early_stops_at_the_preset_size(tmp_path):
     convergence_record(tmp_path)
     text = scale_evidence_markdown(committed_scale_evidence(tmp_path), make_config("full", dataset="citeulike-t"))
     embed, gru = text.split("\n\n")
-    assert "K = 200, 128 users per batch, lr 0.001: best at update 900, 1200 CPU s, 3.33x MostPop" in embed
-    assert "early stopping at the preset's K = 64: 128 users per batch, lr 0.003: best at update 500, 151 CPU s, 2.00x" in embed
+    assert "citeulike-t, K = 200, 128 users per batch, lr 0.001: best at update 900, 1200 CPU s, 3.33x MostPop" in embed
+    assert "early stopping at the preset's K = 64: citeulike-t, 128 users per batch, lr 0.003: best at update 500, 151 CPU s, 2.00x" in embed
     assert gru.endswith("no run at the preset's K = 64 ended by early stopping within its budget.")
     assert "No convergence benchmark" in scale_evidence_markdown(pd.DataFrame(), make_config("full", dataset="citeulike-t"))
 

@@ -370,14 +370,14 @@ def show_committed(records: list[dict[str, Any]]) -> None:
 # --------------------------------------------------------------------------- the full preset's evidence
 #: the benchmark whose records measured how far each encoder size gets per CPU second (benchmarks/gru_convergence.py)
 CONVERGENCE_BENCHMARK = "bench_gru_convergence"
-SCALE_EVIDENCE_COLUMNS = ["model", "K", "batch users", "lr", "CPU budget (s)", "CPU s", "stopped by", "updates to best",
+SCALE_EVIDENCE_COLUMNS = ["dataset", "model", "K", "batch users", "lr", "CPU budget (s)", "CPU s", "stopped by", "updates to best",
                           "best validation Recall@50", "x MostPop", "record"]
 
 
 def committed_scale_evidence(root: str | Path | None = None) -> pd.DataFrame:
     """The committed convergence-benchmark rows behind the ``full`` preset's encoder sizes, one per configuration.
 
-    Each row is one encoder trained on CiteULike-t's first warm fold under a CPU budget (one thread):
+    Each row is one encoder trained on a dataset's first warm fold under a CPU budget (one thread):
     the CPU seconds it used, whether early stopping or the budget ended it, and its best validation
     Recall@50 as a multiple of MostPop's on the same users. Empty when no such record is committed.
     """
@@ -388,7 +388,7 @@ def committed_scale_evidence(root: str | Path | None = None) -> pd.DataFrame:
         preset = rec["tables"]["preset"][0]
         for row in rec["tables"]["convergence"]:
             gru = row["model"].startswith("GRU")
-            rows.append({"model": row["model"], "K": row.get("k", preset["k_gru"] if gru else preset["k"]),
+            rows.append({"dataset": rec["dataset"], "model": row["model"], "K": row.get("k", preset["k_gru"] if gru else preset["k"]),
                          "batch users": row["batch_users"], "lr": row.get("lr", preset["lr"]),
                          "CPU budget (s)": rec["config"]["cpu_budget"], "CPU s": round(row["cpu_s"]),
                          "stopped by": row["stopped_by"], "updates to best": row["best_updates"],
@@ -408,7 +408,7 @@ def scale_evidence_markdown(evidence: pd.DataFrame, cfg: GRUConfig) -> str:
         return "No convergence benchmark is committed yet (`benchmarks/gru_convergence.py` writes one)."
     def run(row: dict[str, Any], with_size: bool) -> str:
         size = f"K = {row['K']}, " if with_size else ""
-        return (f"{size}{row['batch users']} users per batch, lr {row['lr']:g}: best at update {row['updates to best']}, "
+        return (f"{row['dataset']}, {size}{row['batch users']} users per batch, lr {row['lr']:g}: best at update {row['updates to best']}, "
                 f"{row['CPU s']} CPU s, {row['x MostPop']:.2f}x MostPop")
 
     out = []
