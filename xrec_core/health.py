@@ -57,11 +57,16 @@ class HealthCheck:
         return asdict(self)
 
 
+def global_mean_check(metric: str = "MSE") -> str:
+    """The name :func:`rating_below_global_mean` gives its check of ``metric`` (how reports find it in a record)."""
+    return f"{metric} below global mean"
+
+
 def rating_below_global_mean(model: str, dataset: str, mse: float, global_mean_mse: float,
                              metric: str = "MSE") -> HealthCheck:
     """A rating predictor must beat predicting the training mean for every pair (lower error)."""
     ok = math.isfinite(mse) and mse < global_mean_mse
-    return HealthCheck(model, dataset, f"{metric} below global mean", float(mse), float(global_mean_mse), bool(ok),
+    return HealthCheck(model, dataset, global_mean_check(metric), float(mse), float(global_mean_mse), bool(ok),
                        f"{metric} {mse:.4g} vs global mean {global_mean_mse:.4g}")
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ...claims import paired_p_value
-from ...health import HealthCheck, above_chance, loss_decreased, rating_below_global_mean
+from ...health import HealthCheck, above_chance, global_mean_check, loss_decreased, rating_below_global_mean
 from ...plots import learning_curves_figure, save_figure
 from ...records import MetricRow, RunRecorder
 from ..common import ClaimJudge, figures_dir
@@ -28,8 +28,8 @@ TABLE_OF = {"MSE": "Table 2", "perplexity": "Table 3", "tf-idf": "Table 4", "acc
 #: the rating models held to the global-mean floor (every learned rating model of the chapter)
 LEARNED_RATING = (*MT_RATING, *RATING_BASELINES, "User+item bias", "Biased MF (tuned)")
 NO_HEALTH = "no health checks (record predates them; rerun pending)"
-#: the name :func:`~xrec_core.health.rating_below_global_mean` gives the global-mean floor of a model's test MSE
-GLOBAL_MEAN_CHECK = "MSE below global mean"
+#: the global-mean floor check of a model's test MSE, as :func:`~xrec_core.health.rating_below_global_mean` names it
+GLOBAL_MEAN_CHECK = global_mean_check("MSE")
 
 
 def _acc(pair: Sequence[int]) -> float:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...health import HealthCheck, global_mean_mse, loss_decreased, rating_below_global_mean
+from ...health import HealthCheck, global_mean_check, global_mean_mse, loss_decreased, rating_below_global_mean
 from ...metrics.rating import mae, rmse
 from ...plots import learning_curves_figure, save_figure
 from ...records import Claim, MetricRow, RunRecorder
@@ -30,7 +30,7 @@ from .protocol import TUNED_BASELINES, TUNED_NAMES, SemaxRun, UnitResult, build_
 #: a bin of Figures 4-5 enters the trend claim only when it holds at least this many test ratings
 MIN_BIN_SIZE = 20
 #: the name :func:`health_checks` gives the floor of a model's test RMSE (the global mean's on the same split)
-GLOBAL_MEAN_CHECK = "RMSE below global mean"
+GLOBAL_MEAN_CHECK = global_mean_check("RMSE")
 
 
 # --------------------------------------------------------------------------- tables and curves
