@@ -68,6 +68,7 @@ def test_feature_metrics_hand_and_brute_force():
     assert tm.feature_matching_ratio(hyps, feats) == pytest.approx(0.5)
     assert tm.feature_coverage_ratio(hyps, vocab) == pytest.approx(2 / 4)
     assert tm.unique_sentence_ratio(hyps) == pytest.approx(3 / 4)
+    assert tm.distinct_sentences(hyps) == 3 and tm.distinct_sentences([["a", "b"], ["b", "a"]]) == 2  # order counts
     sets = [set(h) & vocab for h in hyps]
     brute = np.mean([len(a & b) for a, b in itertools.combinations(sets, 2)])
     assert tm.feature_diversity(hyps, vocab) == pytest.approx(brute)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics.text import unique_sentence_ratio
+from .metrics.text import distinct_sentences, unique_sentence_ratio
 
 #: a ranker passes when its main metric is at least this fraction of MostPop's
 RANKER_FLOOR_RATIO = 0.9
@@ -70,12 +70,17 @@ def rating_below_global_mean(model: str, dataset: str, mse: float, global_mean_m
                        f"{metric} {mse:.4g} vs global mean {global_mean_mse:.4g}")
 
 
+def mostpop_check(metric: str, ratio: float = RANKER_FLOOR_RATIO) -> str:
+    """The name :func:`ranker_vs_mostpop` gives its check of ``metric`` (how reports find it in a record)."""
+    return f"{metric} >= {ratio:g}x MostPop"
+
+
 def ranker_vs_mostpop(model: str, dataset: str, value: float, mostpop: float, metric: str,
                       ratio: float = RANKER_FLOOR_RATIO) -> HealthCheck:
     """A ranker must reach ``ratio`` x MostPop on its main metric (an item bias alone learns popularity)."""
     floor = ratio * mostpop
     ok = math.isfinite(value) and value >= floor
-    return HealthCheck(model, dataset, f"{metric} >= {ratio:g}x MostPop", float(value), float(floor), bool(ok),
+    return HealthCheck(model, dataset, mostpop_check(metric, ratio), float(value), float(floor), bool(ok),
                        f"{metric} {value:.4g} vs MostPop {mostpop:.4g}")
 
 
@@ -89,7 +94,7 @@ def generator_diversity(model: str, dataset: str, texts: Sequence[str],
     """
     sentences = [t.split() for t in texts]
     ratio = unique_sentence_ratio(sentences) if sentences else 0.0
-    distinct = round(ratio * len(sentences))  # the ratio is distinct / outputs, so this is exact
+    distinct = distinct_sentences(sentences)
     empty = sum(1 for s in sentences if not s)
     floor = max(floor, 2 / len(texts)) if len(texts) else floor
     return [

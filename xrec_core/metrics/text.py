@@ -148,11 +148,16 @@ def feature_diversity(hypotheses: Sequence[Tokens], feature_vocab: Iterable[str]
     return float(pairs_sharing / (n * (n - 1) / 2))
 
 
+def distinct_sentences(hypotheses: Sequence[Tokens]) -> int:
+    """How many different token sequences ``hypotheses`` holds."""
+    return len({tuple(h) for h in hypotheses})
+
+
 def unique_sentence_ratio(hypotheses: Sequence[Tokens]) -> float:
     """USR: distinct generated sentences / generated sentences (PETER)."""
     if not hypotheses:
         raise ValueError("no sentences")
-    return len({tuple(h) for h in hypotheses}) / len(hypotheses)
+    return distinct_sentences(hypotheses) / len(hypotheses)
 
 
 def text_metrics(references: Sequence[Tokens], hypotheses: Sequence[Tokens], *, with_meteor: bool = True,

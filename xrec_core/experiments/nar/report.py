@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ...health import RANKER_FLOOR_RATIO, loss_decreased, ranker_vs_mostpop
+from ...health import RANKER_FLOOR_RATIO, loss_decreased, mostpop_check, ranker_vs_mostpop
 from ...records import MetricRow, RunRecorder
 from ..common import ClaimJudge, figures_dir
 from .config import (EXPLAIN_METRICS, EXPLAINERS, EXTRA_MODELS, LEARNED_MODELS, PAPER_DATASET, PAPER_MODELS,
@@ -313,7 +313,8 @@ def committed_mostpop_multiples(root: str | Path | None = None) -> str:
                            key=lambda model_multiple: -model_multiple[1])
         text += (f", {ndcg['MostPop']['n']} seeds): NDCG@{record['config']['k']} as a multiple of MostPop's "
                  f"{mostpop:.4f}: " + ", ".join(f"{m} {v:.2f}x" for m, v in multiples))
-        floor_checks = [c for c in record.get("health", []) if "MostPop" in c["check"]]
+        floor_check = mostpop_check(f"NDCG@{record['config']['k']}")
+        floor_checks = [c for c in record.get("health", []) if c["check"] == floor_check]
         below = [c["model"] for c in floor_checks if not c["passed"]]
         if not floor_checks:
             text += " (the record predates the health checks)."
