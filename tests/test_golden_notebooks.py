@@ -1,4 +1,4 @@
-"""The golden smoke notebooks that ``pytest --nbval`` re-executes (``make test-notebooks``): well-formed
+"""The golden smoke notebooks that ``pytest --nbval`` re-executes (the end of ``make test``, or ``make test-notebooks``): well-formed
 copies, and sanitizers that blank run-to-run noise without hiding a single computed number."""
 
 from __future__ import annotations
