@@ -11,6 +11,7 @@ import torch
 from xrec_core.models.mt import (ContextAwareMF, DocumentEncoder, MultiTaskModel, ReviewDecoder, ReviewDiscriminator, ReviewSplit,
                                  ReviewTensors, als_update, batch_baseline, monte_carlo_rewards, reinforce_loss,
                                  sequence_log_probs, word2vec_matrix)
+from xrec_core.models.mt.trainer import shuffled_entities
 
 torch.set_num_threads(1)
 
@@ -103,7 +104,7 @@ def test_decoder_log_likelihood_matches_step_by_step_decoding():
             logits, h = dec.step(cond[b:b + 1], tok, h)
             total += float(torch.log_softmax(logits, -1)[0, targets[b, t]].detach())
             tok = targets[b, t:t + 1]
-        assert float(logp[b].sum()) == pytest.approx(total, rel=1e-5)
+        assert float(logp[b].sum().detach()) == pytest.approx(total, rel=1e-5)
     assert mask.tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
 
 
@@ -273,6 +274,35 @@ def test_fit_reports_each_phase_as_it_ends_and_a_capped_phase_stops_a_tuning_fit
     with pytest.raises(NotConverged, match="generator pre-training"):
         capped.fit(train, valid, after_phase=require_converged)
     assert list(capped.curves) == ["generator pre-training"]  # no discriminator or adversarial phase was run
+
+
+def test_shuffled_entities_keep_the_real_labels_multiset_and_change_every_kept_label():
+    rng = np.random.default_rng(3)
+    real = rng.choice(8, 200, p=[0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.03, 0.02])  # a popular entity, as items are
+    swapped, kept = shuffled_entities(real, rng)
+    assert kept.all() and (swapped != real).all()
+    np.testing.assert_array_equal(np.sort(swapped), np.sort(real))
+    # one entity on m = 70 of n = 100 reviews: only the other 30 can take its label, so 2m - n = 40 are dropped
+    real = np.array([0] * 70 + [1] * 20 + [2] * 10)
+    swapped, kept = shuffled_entities(real, rng)
+    assert kept.sum() == 60 and (swapped[kept] != real[kept]).all()
+    np.testing.assert_array_equal(np.sort(swapped[kept]), np.sort(real[kept]))
+
+
+def test_shuffled_label_test_scores_an_item_prior_at_exactly_chance():
+    """Sec. 4.3: a discriminator that scores the item alone (a popularity prior) knows nothing of who wrote a review.
+
+    Half the test reviews below are of item 0, which the prior scores as real (the other items as swapped); swapped
+    items drawn uniformly from the other items (the test before) would credit the prior with about two thirds."""
+    vocab = 15
+    data, kw, train, valid = _memorised_reviews(vocab=vocab)
+    m = MultiTaskModel(6, 4, vocab, max_epochs=1, patience=1, **kw).fit(train, valid)
+    m.discriminator_scores = lambda name, tokens, users, items: (np.asarray(items) == 0).astype(float)
+    items = data.items
+    rows = np.concatenate([np.flatnonzero(items == 0)[:20], np.flatnonzero(items == 1)[:15], np.flatnonzero(items == 2)[:5]])
+    assert m.shuffled_label_test("I", rows, seed=1) == (40, 80)
+    with pytest.raises(ValueError, match="user"):
+        m.shuffled_label_test("P", rows)
 
 
 def test_gram_accumulation_is_independent_of_the_chunk_size():

@@ -509,20 +509,26 @@ class MultiTaskModel:
         """Sec. 4.3: does the user (``"U"``) or item (``"I"``) discriminator know who wrote a review?
 
         Every review of ``rows`` is scored twice: with its real user (item), label 1, and with a
-        swapped one drawn uniformly from the other users (items), label 0. The two classes are
-        equally large, so any constant answer, and any discriminator blind to the entity, scores
-        exactly 50% at the 0.5 threshold; chance is 50% by construction (the old test flipped a
-        random half of the labels and could land below chance by the draw). Returns
-        ``(correct, total)`` with ``total = 2 len(rows)``.
+        swapped one, label 0, taken from another review of ``rows`` (the paper shuffles the labels
+        of the test reviews; :func:`shuffled_entities`). The two classes are equally large and hold
+        the same entities, so any constant answer, any discriminator blind to the entity and any
+        that scores the entity alone (an item prior, for instance) score exactly 50% at the 0.5
+        threshold: chance is 50% by construction. (Swapped entities drawn uniformly from all items
+        put rarely seen items in the swapped class and popular ones in the real class, so a
+        discriminator that scores rare items higher could land below 50%; the test before that
+        flipped a random half of the labels.) Returns ``(correct, total)``; ``total`` is
+        ``2 len(rows)`` less twice the reviews whose entity no shuffle can change (one entity on
+        more than half of ``rows``).
         """
         if name not in ("U", "I"):
             raise ValueError("the shuffled-label test is defined for the user ('U') or item ('I') discriminator")
         rng = np.random.default_rng(seed)
         d = self._data
+        rows = np.asarray(rows)
+        real_ent = d.users[rows] if name == "U" else d.items[rows]
+        swapped, kept = shuffled_entities(real_ent, rng)
+        rows, real_ent, swapped = rows[kept], real_ent[kept], swapped[kept]
         users, items = d.users[rows], d.items[rows]
-        n_ent = self.n_users if name == "U" else self.n_items
-        real_ent = users if name == "U" else items
-        swapped = (real_ent + rng.integers(1, n_ent, len(rows))) % n_ent  # a different entity for every review
         tok = np.concatenate([d.tokens[rows], d.tokens[rows]])
         ent = np.concatenate([real_ent, swapped])
         p = self.discriminator_scores(name, tok, ent if name == "U" else np.concatenate([users, users]),
@@ -624,6 +630,30 @@ def _pad_to(x: torch.Tensor, width: int, pad_id: int) -> torch.Tensor:
     if x.shape[1] >= width:
         return x
     return torch.cat([x, x.new_full((x.shape[0], width - x.shape[1]), pad_id)], dim=1)
+
+
+def shuffled_entities(real: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the entity labels ``real`` (one per review) so that no review keeps its own entity.
+
+    Returns ``(swapped, kept)``: ``swapped`` is a permutation of ``real``, so the swapped labels hold
+    the same entities, as often, as the real ones; ``kept`` (bool) is False only for the reviews
+    whose entity no exchange could change (an entity on more than half of the reviews). Dropping
+    them drops the same entity from both sides, so the kept labels are still a permutation.
+    """
+    # numpy has no derangement of a multiset: start from a random permutation and repair each
+    # review that kept its entity by exchanging its label with another review's, where both change
+    swapped = real[rng.permutation(len(real))]
+    kept = np.ones(len(real), bool)
+    for i in np.flatnonzero(swapped == real):
+        if swapped[i] != real[i]:
+            continue  # already repaired by an earlier exchange
+        partners = np.flatnonzero((swapped != real[i]) & (real != swapped[i]))
+        if len(partners) == 0:
+            kept[i] = False
+            continue
+        j = rng.choice(partners)
+        swapped[i], swapped[j] = swapped[j], swapped[i]
+    return swapped, kept
 
 
 def _pad_np(x: np.ndarray, width: int, pad_id: int) -> np.ndarray:
