@@ -205,6 +205,18 @@ def test_xrec_tune_runs_the_chapter_hook(tmp_path, monkeypatch, capsys):
     assert tuning_summary("toychapter", "toy-a", "B", results, scale="full")["trials_complete"] == 4  # continued from 3
 
 
+def test_xrec_tune_limits_the_threads_of_serial_trials(tmp_path, monkeypatch):
+    """``-p n_threads=1`` holds for the trials (they ran on torch's default pool of every core before)."""
+    import xrec_core.device
+
+    _chapter(tmp_path, monkeypatch, with_hook=True)
+    calls: list[int] = []
+    monkeypatch.setattr(xrec_core.device, "set_threads", calls.append)
+    assert cli.main(["tune", "toychapter", "--scale", "full", "-p", "dataset=toy-a", "-p", "n_threads=1", "--model", "B",
+                     "--trials", "1", "--results-dir", str(tmp_path / "res")]) == 0
+    assert calls == [1]
+
+
 def test_study_files_name_datasets_like_records_and_units(tmp_path):
     from xrec_core.records import dataset_slug
     from xrec_core.tuning import study_path

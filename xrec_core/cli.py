@@ -76,6 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     import importlib
 
+    from .device import set_threads
     from .executor import check_executor, unit_resources
     from .papers import get_paper
     from .tuning import study_path, trials_in_parallel
@@ -88,6 +89,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     hook = getattr(importlib.import_module(paper.config.partition(":")[0]), "tune_models", None)
     if hook is None:
         raise ConfigError(f"chapter {paper.key} does not define tune_models yet")
+    if executor == "serial":
+        set_threads(cfg.n_threads)  # the trials run in this process (Ray workers limit their own threads)
     with trials_in_parallel(executor, args.address or None, unit_resources(cfg.n_threads, cfg.device),
                             args.parallel_trials):
         studies = hook(cfg, args.model or None, args.trials)
