@@ -105,7 +105,7 @@ def test_mvae_scales_and_variants():
     assert [d is None for d in d2] == [True, True, False]
     norn = _mvae(variant="norn")
     assert not hasattr(norn, "recognition")
-    assert float(norn.loss(_batch())["kl_prior"]) == 0.0
+    assert norn.loss(_batch())["kl_prior"].item() == 0.0
     with pytest.raises(ValueError, match="divisible"):
         _mvae(d_model=50)
     with pytest.raises(ValueError, match="variant"):
@@ -118,8 +118,8 @@ def test_full_mvae_tkl_has_the_beta_term():
     m.on_step(0)
     m.train()
     out = m.loss(_batch())
-    assert float(out["beta"]) == pytest.approx(0.5)
-    assert float(out["kl_std"]) > 0.0 and float(out["kl_prior"]) > 0.0
+    assert out["beta"].item() == pytest.approx(0.5)
+    assert out["kl_std"].item() > 0.0 and out["kl_prior"].item() > 0.0
 
 
 def test_nokl_is_sec48_variant():
@@ -135,12 +135,12 @@ def test_nokl_is_sec48_variant():
     a = m.loss(batch)
     torch.manual_seed(2)
     b = m.loss(batch)
-    assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-5)  # no sampling noise
+    assert a["loss"].item() == pytest.approx(b["loss"].item(), rel=1e-5)  # no sampling noise
     post = m.recognition_net(batch)
     _, prior = m.prior_net(batch)
     mse = sum((q[0] - p[0]).pow(2).mean(-1) for q, p in zip(post, prior))
-    assert float(a["kl_prior"]) == pytest.approx(float(mse.mean()), rel=1e-4)
-    assert float(a["beta"]) == 0.0 and float(a["kl_std"]) == 0.0
+    assert a["kl_prior"].item() == pytest.approx(mse.mean().item(), rel=1e-4)
+    assert a["beta"].item() == 0.0 and a["kl_std"].item() == 0.0
     full = _mvae()
     full.load_state_dict(m.state_dict())  # same parameters as the full model: only the objective differs
     full.eval(), m.eval()
@@ -154,8 +154,8 @@ def test_sinusoidal_positions_and_input_scale():
     assert pe[0].tolist() == pytest.approx([0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
     assert float(pe[3, 0]) == pytest.approx(math.sin(3.0)) and float(pe[3, 3]) == pytest.approx(math.cos(3 / 10000 ** (2 / 6)))
     p = PETER(4, 3, SPEC, **PETER_ARGS)
-    assert float(p.word_emb.weight.abs().max()) <= 0.1 and float(p.out.weight.abs().max()) <= 0.1
-    assert float(p.out.bias.abs().max()) == 0.0 and p.scale == pytest.approx(math.sqrt(32))
+    assert p.word_emb.weight.abs().max().item() <= 0.1 and p.out.weight.abs().max().item() <= 0.1
+    assert p.out.bias.abs().max().item() == 0.0 and p.scale == pytest.approx(math.sqrt(32))
     assert not any("pos" in name for name, _ in p.named_parameters())  # positions are not learned
 
 
@@ -175,7 +175,7 @@ def test_generators_learn_and_generate(make):
     batch = _batch()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.eval()
-    first = float(model.loss(batch)["nll"])
+    first = model.loss(batch)["nll"].item()
     model.train()
     for step in range(60):
         model.on_step(step)
@@ -184,7 +184,7 @@ def test_generators_learn_and_generate(make):
         out["loss"].backward()
         opt.step()
     model.eval()
-    last = float(model.loss(batch)["nll"])
+    last = model.loss(batch)["nll"].item()
     assert last < 0.5 * first  # memorises 6 sentences
     gen = model.decode(batch, 9)
     assert gen.shape[0] == 6 and gen.shape[1] <= 9
