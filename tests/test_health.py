@@ -78,20 +78,23 @@ def _curve(valid, max_epochs, mode="min", patience=2):
                          max_epochs=max_epochs).as_dict()
 
 
-def test_a_fit_still_improving_at_its_cap_did_not_converge():
+def test_a_fit_ended_by_its_cap_before_patience_ran_out_did_not_converge():
     improving = _curve([5, 4, 3, 2, 1], max_epochs=5)  # best at the last allowed epoch
-    plateau = _curve([5, 4, 3, 3.5, 3.2], max_epochs=5)  # best at epoch 3 of 5: stopped improving
+    plateau = _curve([5, 4, 3, 3.5, 3.2], max_epochs=5)  # patience (2) ran out at epoch 5, the cap itself
+    late_best = _curve([5, 4, 3, 2, 2.5], max_epochs=5)  # best at epoch 4 of 5: one epoch of patience left
     stopped = _curve([5, 4, 4.5, 4.6, 1], max_epochs=10)  # patience ran out at epoch 4
     rising = _curve([0.1, 0.2, 0.3], max_epochs=3, mode="max")  # a recall still rising at the cap
-    assert [health.still_improving_at_cap(c) for c in (improving, plateau, stopped, rising)] == [True, False, False, True]
-    assert not health.still_improving_at_cap({"train_loss": [3.0, 2.0], "max_epochs": 2})  # no validation: cannot tell
+    assert late_best["best_epoch"] == 4 and not late_best["stopped_early"] and plateau["stopped_early"]
+    assert [health.stopped_by_cap(c) for c in (improving, plateau, late_best, stopped, rising)] == [
+        True, False, True, False, True]
+    assert not health.stopped_by_cap({"train_loss": [3.0, 2.0], "max_epochs": 2})  # no validation: cannot tell
     checks = health.converged_before_cap("ds", {"MT: generator": {"fold1": improving, "fold2": plateau},
                                                 "MT: encoder": {"fold1": stopped}, "CAR (base)": {"seed 1": plateau},
                                                 "CAR": {"seed 1": rising}, "BPR": {"seed 1": stopped}})
     by_model = {c.model: c for c in checks}
     assert set(by_model) == {"MT", "CAR", "BPR"}
     assert (by_model["MT"].passed, by_model["MT"].value, by_model["MT"].detail) == (
-        False, 1.0, "still improving at the cap: MT: generator fold1")
+        False, 1.0, "stopped by the cap before patience ran out: MT: generator fold1")
     assert not by_model["CAR"].passed and by_model["BPR"].passed
 
 
@@ -151,3 +154,60 @@ def test_a_claim_naming_an_under_tuned_model_is_untestable(tmp_path):
         "`xrec tune mt` gives every model the same trial budget): PMF"]
     assert [(c["model"], c["passed"]) for c in stored["health"] if c["check"] == "tuned with the record's trial budget"] == [
         ("MT", True), ("PMF", True), ("HFT", False), ("CTR", False)]
+
+
+def _stored_record(curve_a, curve_b):
+    """A record as an older rule stored it: both convergence checks passed."""
+    passed = {"dataset": "ds", "check": health.CONVERGENCE_CHECK, "value": 0.0, "floor": 0.0, "passed": True,
+              "detail": "every fit stopped improving"}
+    return {"schema": 1, "paper": "nar", "scale": "full", "dataset": "ds",
+            "health": [{**passed, "model": "A"}, {**passed, "model": "B"},
+                       {"model": "B", "dataset": "ds", "check": "training loss went down", "value": 1.0, "floor": 2.0,
+                        "passed": True, "detail": ""}],
+            "learning_curves": {"A": {"seed 1": curve_a}, "B (base)": {"seed 1": curve_b}},
+            "claims": [{"claim": "A beats B", "source": "T1", "holds": True, "evidence": "p=0.01", "dataset": "ds",
+                        "verdict": "holds", "models": ["A", "B"]},
+                       {"claim": "B beats C", "source": "T1", "holds": False, "evidence": "p=0.4", "dataset": "ds",
+                        "verdict": "fails", "models": ["B", "C"]}]}
+
+
+def test_rejudging_a_stored_record_applies_todays_convergence_rule_to_its_curves_and_claims():
+    from xrec_core.records import rejudge
+
+    late_best = _curve([5, 4, 3, 2, 2.5], max_epochs=5)  # ended by the cap, one validation of patience left
+    stopped = _curve([5, 4, 4.5, 4.6, 1], max_epochs=10)
+    record = _stored_record(late_best, stopped)
+    new, changed = rejudge(record)
+    assert changed == ["A beats B"]
+    checks = {(c["model"], c["check"]): c for c in new["health"]}
+    assert not checks["A", health.CONVERGENCE_CHECK]["passed"] and checks["B", health.CONVERGENCE_CHECK]["passed"]
+    assert checks["B", "training loss went down"]["passed"] and len(new["health"]) == 3
+    first, second = new["claims"]
+    assert (first["verdict"], first["holds"]) == ("untestable", None)
+    assert first["evidence"].startswith("failed its training-health check: A") and "first holds: p=0.01" in first["evidence"]
+    assert second == record["claims"][1]
+    assert new["rejudged"][0]["claims_changed"] == ["A beats B"] and "git_commit" in new["rejudged"][0]["code_version"]
+    assert record["claims"][0]["verdict"] == "holds"  # the input is left alone
+    again, changed_again = rejudge(new)
+    assert changed_again == [] and again == new  # judging twice changes nothing more
+
+
+def test_rejudging_a_record_that_the_rule_does_not_touch_leaves_it_alone(tmp_path, monkeypatch):
+    import json
+
+    from xrec_core import records
+    from xrec_core.cli import main
+
+    monkeypatch.setenv(records.ALLOW_DIRTY_ENV, "1")
+    stopped = _curve([5, 4, 4.5, 4.6, 1], max_epochs=10)
+    (tmp_path / "nar").mkdir()
+    healthy, sick = tmp_path / "nar" / "healthy.json", tmp_path / "nar" / "sick.json"
+    healthy.write_text(json.dumps(_stored_record(stopped, stopped)))
+    sick.write_text(json.dumps(_stored_record(_curve([3, 2, 1], max_epochs=3), stopped)))
+    before = healthy.stat().st_mtime_ns
+    assert main(["rejudge", "--results-dir", str(tmp_path)]) == 0
+    assert healthy.stat().st_mtime_ns == before and "rejudged" not in json.loads(healthy.read_text())
+    written = json.loads(sick.read_text())
+    assert written["claims"][0]["verdict"] == "untestable" and len(written["rejudged"]) == 1
+    assert main(["rejudge", "--results-dir", str(tmp_path)]) == 0
+    assert len(json.loads(sick.read_text())["rejudged"]) == 1

@@ -359,7 +359,7 @@ def test_a_tuning_trial_still_improving_at_its_cap_is_pruned(fixture_corpus, tmp
         mt.tune_models(cfg, ["LSTM"], n_trials=2)
     study = optuna.load_study(study_name="LSTM", storage=f"sqlite:///{study_path('mt', cfg.dataset, tmp_path, 'smoke')}")
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
-    assert all(t.user_attrs["not_converged"].startswith("still improving at the epoch cap: training (1 of 1")
+    assert all(t.user_attrs["not_converged"].startswith("stopped by the epoch cap before patience ran out: training (1 of 1")
                for t in study.trials)
 
 

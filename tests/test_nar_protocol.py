@@ -151,4 +151,4 @@ def test_a_ranker_still_improving_at_its_cap_is_pruned_in_tuning(tmp_path):
     with pytest.raises(TuningError, match="every one was pruned"):
         nar.tune_models(cfg, ["VBPR"], n_trials=2, data=toy_data())
     study = optuna.load_study(study_name="VBPR", storage=f"sqlite:///{study_path('nar', cfg.dataset, tmp_path, cfg.scale)}")
-    assert all(t.user_attrs["not_converged"] == "still improving at the epoch cap: base (1 of 1 epochs)" for t in study.trials)
+    assert all(t.user_attrs["not_converged"] == "stopped by the epoch cap before patience ran out: base (1 of 1 epochs)" for t in study.trials)

@@ -91,11 +91,18 @@ def test_epoch_cap_is_marked_not_converged():
     assert not curve.converged and curve.best_epoch == 3 and curve.as_dict()["converged"] is False
 
 
-def test_a_fit_at_its_cap_whose_best_epoch_came_earlier_converged():
-    # one definition of convergence (health.curve_converged): the curve had stopped improving, even
-    # though patience had not run out before the cap
+def test_a_fit_at_its_cap_whose_best_epoch_came_earlier_did_not_converge():
+    # one definition of convergence (health.curve_converged): the fit's own early stopping ended it;
+    # here patience (2) had one validation left at the cap, so it had not decided the curve stopped improving
     net = torch.nn.Linear(1, 1)
     vals = iter([5.0, 3.0, 4.0])
     curve = Trainer(max_epochs=3, patience=2).fit(net, batches=lambda e: [None], step=lambda b: 0.0, validate=lambda: next(vals))
-    assert not curve.stopped_early and curve.best_epoch == 2 and curve.converged
-    assert health.curve_converged(curve.as_dict()) and not health.still_improving_at_cap(curve.as_dict())
+    assert not curve.stopped_early and curve.best_epoch == 2 and not curve.converged
+    assert not health.curve_converged(curve.as_dict()) and health.stopped_by_cap(curve.as_dict())
+
+
+def test_a_fit_whose_patience_ran_out_at_its_cap_converged():
+    net = torch.nn.Linear(1, 1)
+    vals = iter([5.0, 3.0, 4.0, 4.5])
+    curve = Trainer(max_epochs=4, patience=2).fit(net, batches=lambda e: [None], step=lambda b: 0.0, validate=lambda: next(vals))
+    assert curve.stopped_early and curve.epochs == 4 and curve.best_epoch == 2 and curve.converged

@@ -228,11 +228,11 @@ def test_study_files_name_datasets_like_records_and_units(tmp_path):
     assert "/" not in study_path("mt", str(a), tmp_path, "full").name.removesuffix(".sqlite3")
 
 
-def test_a_fit_still_improving_at_its_cap_is_pruned_and_never_the_best(tmp_path):
+def test_a_fit_ended_by_its_cap_is_pruned_and_never_the_best(tmp_path):
     from xrec_core.health import NotConverged, require_converged
 
     def capped(params, report):
-        # x < 0 stands for a learning rate so small that the fit ends at its cap, still improving:
+        # x < 0 stands for a learning rate so small that the fit ends at its cap before patience runs out:
         # its (better-looking) value must not win
         curve = {"epochs": 10, "max_epochs": 10, "best_epoch": 10 if params["x"] < 0 else 6, "valid": [1.0] * 10,
                  "stopped_early": params["x"] >= 0}
@@ -244,10 +244,12 @@ def test_a_fit_still_improving_at_its_cap_is_pruned_and_never_the_best(tmp_path)
     study = optuna.load_study(study_name="capped", storage=f"sqlite:///{study_path('toy', 'ds', tmp_path)}")
     capped_trials = [t for t in study.trials if t.params["x"] < 0]
     assert capped_trials and all(t.state.name == "PRUNED" for t in capped_trials)
-    assert all(t.user_attrs["not_converged"] == "still improving at the epoch cap: generator (10 of 10 epochs)"
+    assert all(t.user_attrs["not_converged"] == "stopped by the epoch cap before patience ran out: generator (10 of 10 epochs)"
                for t in capped_trials)
     assert result.best_params["x"] >= 0 and result.n_trials_done == 20 and result.n_pruned >= len(capped_trials)
-    require_converged({"a": {"epochs": 10, "max_epochs": 10, "best_epoch": 7, "valid": [1.0] * 10}})  # stopped improving
+    require_converged({"a": {"epochs": 10, "max_epochs": 10, "best_epoch": 7, "valid": [1.0] * 10, "stopped_early": True}})
+    with pytest.raises(NotConverged, match="a .10 of 10 epochs"):  # best earlier, but patience had not run out
+        require_converged({"a": {"epochs": 10, "max_epochs": 10, "best_epoch": 7, "valid": [1.0] * 10}})
     with pytest.raises(NotConverged, match="b .3 of 3 epochs"):
         require_converged({"a": {"epochs": 4, "max_epochs": 10, "best_epoch": 4, "valid": [1.0] * 4, "stopped_early": True},
                            "b": {"epochs": 3, "max_epochs": 3, "best_epoch": 3, "valid": [1.0] * 3}})

@@ -139,6 +139,16 @@ def cmd_scorecard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rejudge(args: argparse.Namespace) -> int:
+    from .records import rejudge_records
+
+    for root in args.results_dir or [None]:
+        for path, changed in rejudge_records(root).items():
+            print(f"{path}: health re-derived; {len(changed)} claim(s) now untestable"
+                  + (": " + "; ".join(changed) if changed else ""))
+    return 0
+
+
 class _wide_pandas:
     def __enter__(self):
         import pandas as pd
@@ -220,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     card = sub.add_parser("scorecard", help="print the reproduction scorecard")
     card.add_argument("--results-dir", action="append", default=None)
     card.set_defaults(func=cmd_scorecard)
+
+    rejudge = sub.add_parser("rejudge", help="apply today's convergence rule to stored records (their learning curves "
+                                             "and claims; nothing is run)")
+    rejudge.add_argument("--results-dir", action="append", default=None)
+    rejudge.set_defaults(func=cmd_rejudge)
     return parser
 
 

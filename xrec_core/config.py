@@ -39,7 +39,7 @@ class ExperimentConfig:
     #: trials of each model's hyperparameter study (:func:`xrec_core.tuning.tune`); the paper's
     #: models and the baselines get the same budget. A chapter's ``SCALES`` size it per scale.
     tune_trials: int = 50
-    #: a tuning trial whose fit was still improving at its epoch cap is pruned (counts in the budget,
+    #: a tuning trial whose fit its epoch cap ended before patience ran out is pruned (counts in the budget,
     #: never the best; :func:`xrec_core.health.require_converged`); off at ``smoke`` scale
     #: (:attr:`SHARED_SCALES`), whose few epochs never converge
     tune_converged_only: bool = True

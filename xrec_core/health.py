@@ -17,8 +17,8 @@ ranker                   main metric at least 0.9x MostPop's                    
 explanation generator    unique-sentence ratio; share of empty outputs                0.01; 0
 discriminator            accuracy on held-out data of its own task above chance       binomial p < 0.05
 any trained model        training loss went down                                      first epoch
-early-stopped model      fits whose validation metric was still improving at the      0
-                         epoch cap (not converged)
+early-stopped model      fits ended by the epoch cap before patience ran out          0
+                         (not converged)
 tunable model            finished tuning trials, when any model of the record was     the most
                          tuned                                                        any had
 =======================  ==========================================================  =========
@@ -37,6 +37,8 @@ from .metrics.text import distinct_sentences, unique_sentence_ratio
 
 #: a ranker passes when its main metric is at least this fraction of MostPop's
 RANKER_FLOOR_RATIO = 0.9
+#: the name of the convergence check (:func:`converged_before_cap`), derived from a record's learning curves
+CONVERGENCE_CHECK = "stopped improving before the epoch cap"
 #: a generator passes when at least this fraction of its test outputs are distinct sentences
 UNIQUE_SENTENCE_FLOOR = 0.01
 
@@ -135,26 +137,26 @@ def loss_decreased(model: str, dataset: str, losses: Sequence[float], min_drop: 
 def curve_converged(curve: dict[str, Any]) -> bool:
     """The book's one definition of convergence, on a learning curve (``LearningCurve.as_dict()``).
 
-    A fit converged unless it ended at its epoch cap on its best epoch: such a fit was stopped by the
-    cap while its validation metric was still improving. A fit that stopped early (patience ran
-    out), or whose best epoch lies before its last, had stopped improving. A curve without
+    A fit with validation converged when its early stopping ended it: its validation metric went
+    ``patience`` validations without a new best. A fit that ran to its epoch cap first did not, even
+    when its best epoch came before the last: patience had not yet run out, so its own rule had not
+    decided that it stopped improving (e.g. best at epoch 49 of 50 under patience 5). A curve without
     validation or without a cap cannot tell and counts as converged. Works on stored records too
     (only the fields below are read), so old and new records are judged alike.
     """
     epochs = int(curve.get("epochs", len(curve.get("train_loss", []))))
-    cap, best = int(curve.get("max_epochs") or 0), int(curve.get("best_epoch") or 0)
-    still_improving = bool(curve.get("valid")) and not curve.get("stopped_early") and 0 < cap <= epochs <= best
-    return not still_improving
+    cap = int(curve.get("max_epochs") or 0)
+    return not (bool(curve.get("valid")) and not curve.get("stopped_early") and 0 < cap <= epochs)
 
 
-def still_improving_at_cap(curve: dict[str, Any]) -> bool:
-    """Whether a fit's learning curve ended at its epoch cap on its best epoch, still improving: the
+def stopped_by_cap(curve: dict[str, Any]) -> bool:
+    """Whether a fit's learning curve ended at its epoch cap before its early stopping did: the
     negation of :func:`curve_converged`."""
     return not curve_converged(curve)
 
 
 class NotConverged(Exception):
-    """Raised by an objective whose fit was stopped by its epoch cap while still improving.
+    """Raised by an objective whose fit was stopped by its epoch cap before its patience ran out.
 
     The book counts a result only from a model that converged, so a trial's value counts only then
     too: :func:`xrec_core.tuning.tune` stores the trial as pruned (it counts in the budget, cannot be
@@ -166,12 +168,12 @@ class NotConverged(Exception):
 
 def require_converged(curves: Mapping[str, Mapping[str, Any]]) -> None:
     """Raise :class:`NotConverged` naming every learning curve (``LearningCurve.as_dict()`` by phase)
-    that ended at its cap on its best epoch (:func:`curve_converged`); tuning objectives call it
+    that ended at its epoch cap before patience ran out (:func:`curve_converged`); tuning objectives call it
     through :func:`xrec_core.tuning.convergence_check`."""
     stopped = [f"{phase} ({curve.get('epochs')} of {curve.get('max_epochs')} epochs)"
-               for phase, curve in curves.items() if still_improving_at_cap(dict(curve))]
+               for phase, curve in curves.items() if stopped_by_cap(dict(curve))]
     if stopped:
-        raise NotConverged("still improving at the epoch cap: " + ", ".join(stopped))
+        raise NotConverged("stopped by the epoch cap before patience ran out: " + ", ".join(stopped))
 
 
 def curve_model(label: str) -> str:
@@ -180,15 +182,15 @@ def curve_model(label: str) -> str:
 
 
 def converged_before_cap(dataset: str, learning_curves: dict[str, dict[str, dict[str, Any]]]) -> list[HealthCheck]:
-    """One check per model of a record's ``learning_curves`` (``{label: {unit: curve}}``): no fit still
-    improving at its epoch cap (:func:`still_improving_at_cap`)."""
+    """One check per model of a record's ``learning_curves`` (``{label: {unit: curve}}``): no fit ended
+    by its epoch cap before patience ran out (:func:`stopped_by_cap`)."""
     capped: dict[str, list[str]] = {}
     for label, units in learning_curves.items():
         model = curve_model(label)
         phase = "" if label == model else f"{label} "  # "MT: generator fold1", but "seed 1" for the model's own curve
-        capped.setdefault(model, []).extend(phase + unit for unit, curve in units.items() if still_improving_at_cap(curve))
-    return [HealthCheck(model, dataset, "stopped improving before the epoch cap", float(len(units)), 0.0, not units,
-                        "still improving at the cap: " + ", ".join(units) if units else "every fit stopped improving")
+        capped.setdefault(model, []).extend(phase + unit for unit, curve in units.items() if stopped_by_cap(curve))
+    return [HealthCheck(model, dataset, CONVERGENCE_CHECK, float(len(units)), 0.0, not units,
+                        "stopped by the cap before patience ran out: " + ", ".join(units) if units else "every fit stopped improving")
             for model, units in capped.items()]
 
 

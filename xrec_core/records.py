@@ -540,8 +540,8 @@ class RunRecorder:
 
     def all_health(self) -> list[dict[str, Any]]:
         """The stored checks plus, derived from what the record holds, one convergence check per model
-        with learning curves (:func:`xrec_core.health.converged_before_cap`: a fit stopped by its epoch cap
-        while still improving did not converge) and one tuning-budget check per tunable model
+        with learning curves (:func:`xrec_core.health.converged_before_cap`: a fit ended by its epoch cap
+        before its patience ran out did not converge) and one tuning-budget check per tunable model
         (:func:`xrec_core.health.tuning_budget`: fewer trials than its rivals, or none). Claims naming a
         model that fails either are untestable."""
         from .health import converged_before_cap, tuning_budget
@@ -644,6 +644,61 @@ def load_records(root: str | os.PathLike | None = None, paper: str | None = None
             rec["_path"] = str(path)
             records.append(rec)
     return records
+
+
+def rejudge(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A stored record judged again by today's convergence rule, without running anything.
+
+    The convergence checks are derived from the learning curves the record stores
+    (:func:`xrec_core.health.converged_before_cap`), so a stricter rule can be applied to a record
+    made before it: those checks are recomputed and replace the stored ones, and every claim that
+    names a model now failing any check becomes *untestable*, its first verdict and evidence kept
+    in its evidence. Metrics, curves and the other checks stay as they were. A model that a rule
+    change makes healthy again cannot be judged here (the claims' per-unit values are not stored):
+    its claims stay as they are until the run is repeated.
+
+    Returns the new record (with a ``rejudged`` entry naming the code that judged it, when anything
+    changed) and the claims that changed.
+    """
+    from .health import CONVERGENCE_CHECK, converged_before_cap
+
+    out = json.loads(json.dumps({k: v for k, v in record.items() if k != "_path"}))
+    dataset = out.get("dataset", "")
+    checks = [c for c in out.get("health", []) if c.get("check") != CONVERGENCE_CHECK]
+    checks += [c.as_dict() for c in converged_before_cap(dataset, out.get("learning_curves", {}))]
+    def as_set(checks: list[dict[str, Any]]) -> list[str]:
+        return sorted(json.dumps(c, sort_keys=True) for c in checks)
+
+    health_changed = as_set(checks) != as_set(out.get("health", []))
+    if health_changed:
+        out["health"] = checks
+    sick = {c["model"] for c in checks if not c["passed"]}
+    changed = []
+    for claim in out.get("claims", []):
+        named = [m for m in claim.get("models", []) if m in sick]
+        if claim.get("verdict") == "untestable" or not named:
+            continue
+        claim["evidence"] = (f"failed its training-health check: {', '.join(named)} (judged again by today's rule; "
+                             f"first {claim['verdict']}: {claim.get('evidence', '')})")
+        claim["verdict"], claim["holds"] = "untestable", None
+        changed.append(claim["claim"])
+    if health_changed or changed:
+        out.setdefault("rejudged", []).append({"at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                               "code_version": code_version(), "claims_changed": changed})
+    return out, changed
+
+
+def rejudge_records(root: str | os.PathLike | None = None) -> dict[Path, list[str]]:
+    """:func:`rejudge` every record under ``root`` (default: the results folder) and write, atomically,
+    those whose health or claims changed; returns ``{path: changed claims}`` of the records written.
+    Refused from a checkout with uncommitted code changes (:class:`DirtyCheckoutError`), like a record."""
+    _refuse_dirty(changed_files())
+    written = {}
+    for rec in load_records(root):
+        new, changed = rejudge(rec)
+        if "rejudged" in new and new.get("rejudged") != rec.get("rejudged"):
+            written[atomic_write_json(rec["_path"], new)] = changed
+    return written
 
 
 # --------------------------------------------------------------------------- resumable units

@@ -108,7 +108,10 @@ def fit_mt(name: str, cfg: MTConfig, fold: FoldData, corpus: MTCorpus, lam: floa
     that replace the config's) and fit it on the fold (``after_phase``: see ``MultiTaskModel.fit``)."""
     from ...models.mt import ReviewSplit
 
-    pre = None if name == "MT-encoder" else pretrained_vectors(cfg, fold, corpus)
+    # MT-encoder removes only the document encoder (Sec. 4.2): its review decoders keep MT's word2vec
+    # start, so that the ablation measures the encoder (without it they began at perplexity ~800
+    # instead of ~316 and were still improving at the generator's epoch cap on All_Beauty)
+    pre = pretrained_vectors(cfg, fold, corpus)
     model = build(name, **{**mt_params(cfg, fold, lam, pre), **(tuned_params(cfg, name) if params is None else params)})
     return model.fit(ReviewSplit(fold.tensors, fold.fit_rows), ReviewSplit(fold.tensors, fold.valid), after_phase)
 
@@ -332,7 +335,7 @@ def validation_value(cfg: MTConfig, corpus: MTCorpus, fold: FoldData, name: str,
     """``name`` fitted with ``params`` on the fold's ``fit_rows``: its validation MSE or perplexity.
 
     With ``cfg.tune_converged_only`` (every scale but smoke, whose two epochs never converge) a
-    neural fit still improving at its epoch cap raises :class:`xrec_core.health.NotConverged` (the
+    neural fit ended by its epoch cap before patience ran out raises :class:`xrec_core.health.NotConverged` (the
     trial is pruned): MT's study scores validation MSE, which barely depends on the generator, so
     without this rule it chose a learning rate at which the generator never converged.
     """
