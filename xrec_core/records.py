@@ -660,27 +660,26 @@ def rejudge(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     Returns the new record (with a ``rejudged`` entry naming the code that judged it, when anything
     changed) and the claims that changed.
     """
-    from .health import CONVERGENCE_CHECK, converged_before_cap
+    from .claims import UNTESTABLE
+    from .health import CONVERGENCE_CHECK, converged_before_cap, unhealthy_models
 
     out = json.loads(json.dumps({k: v for k, v in record.items() if k != "_path"}))
     dataset = out.get("dataset", "")
     checks = [c for c in out.get("health", []) if c.get("check") != CONVERGENCE_CHECK]
     checks += [c.as_dict() for c in converged_before_cap(dataset, out.get("learning_curves", {}))]
-    def as_set(checks: list[dict[str, Any]]) -> list[str]:
-        return sorted(json.dumps(c, sort_keys=True) for c in checks)
-
-    health_changed = as_set(checks) != as_set(out.get("health", []))
+    health_changed = (sorted(json.dumps(c, sort_keys=True) for c in checks)
+                      != sorted(json.dumps(c, sort_keys=True) for c in out.get("health", [])))
     if health_changed:
         out["health"] = checks
-    sick = {c["model"] for c in checks if not c["passed"]}
+    sick = unhealthy_models(checks)
     changed = []
     for claim in out.get("claims", []):
         named = [m for m in claim.get("models", []) if m in sick]
-        if claim.get("verdict") == "untestable" or not named:
+        if claim.get("verdict") == UNTESTABLE or not named:
             continue
         claim["evidence"] = (f"failed its training-health check: {', '.join(named)} (judged again by today's rule; "
                              f"first {claim['verdict']}: {claim.get('evidence', '')})")
-        claim["verdict"], claim["holds"] = "untestable", None
+        claim["verdict"], claim["holds"] = UNTESTABLE, None
         changed.append(claim["claim"])
     if health_changed or changed:
         out.setdefault("rejudged", []).append({"at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -27,8 +27,10 @@ class GRUConfig(ExperimentConfig):
     ``tag_neg_weight`` (c'), ``lr`` and ``patience`` are not given in the paper (our choices).
     Training runs through :class:`xrec_core.training.Trainer`: one epoch is ``updates_per_epoch``
     mini-batch updates followed by a validation Recall@50 on a split carved from the training
-    likes; training stops after ``patience`` epochs without improvement, at the latest after the
-    paper's ``max_updates`` = 20k updates. ``folds_run`` < ``n_folds`` runs only the first folds of
+    likes; training stops after ``patience`` epochs without improvement, at the latest after
+    ``max_updates`` updates: the paper's 20k (of 512 users) at ``paper`` scale, 40k (of 128 users, so
+    half the paper's users seen) at ``full``, where 20k left CiteULike-t's Embed and Embed-MTL still
+    improving at the cap on one fold each. ``folds_run`` < ``n_folds`` runs only the first folds of
     the 5-fold split; ``max_items`` > 0 keeps the most-liked items only (smoke); ``eval_users`` > 0
     caps the users ranked at validation.
 
@@ -130,7 +132,7 @@ class GRUConfig(ExperimentConfig):
         "smoke": dict(max_items=300, k=16, k_gru=16, k_h1=16, ctr_k=16, ctr_max_iter=5, ctr_lda_iter=5, batch_users=64,
                       max_updates=60, updates_per_epoch=20, patience=2, lr=0.01, folds_run=1, cbow_epochs=2,
                       min_word_freq=2, min_tag_items=3, bpr_k=16, bpr_epochs=5, n_saliency=4, tune_trials=2),
-        "full": dict(k=64, k_gru=64, k_h1=64, batch_users=128, max_updates=20000, updates_per_epoch=400, patience=5,
+        "full": dict(k=64, k_gru=64, k_h1=64, batch_users=128, max_updates=40000, updates_per_epoch=400, patience=5,
                      max_len=64, folds_run=3, eval_users=1000, ctr_max_iter=20, ctr_lda_iter=10,
                      cbow_epochs=3),
         "paper": {},

@@ -30,7 +30,7 @@ class _WordEmbedder(nn.Module):
             if pretrained.shape != (vocab_size, k_w):
                 raise ValueError(f"pretrained embeddings have shape {pretrained.shape}, expected {(vocab_size, k_w)}")
             with torch.no_grad():
-                self.word.weight.copy_(torch.as_tensor(pretrained, dtype=torch.float32))
+                self.word.weight.copy_(torch.tensor(pretrained, dtype=torch.float32))  # a copy: the array may be read-only
         with torch.no_grad():
             self.word.weight[pad_id].zero_()
         self.drop = nn.Dropout(dropout)
