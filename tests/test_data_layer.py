@@ -50,6 +50,32 @@ def test_amazon_2014_and_2018_json_lines(tmp_path):
     assert df18["text"].tolist() == ["Another great gift.", ""]  # missing reviewText is an empty text
 
 
+def test_amazon_2018_variant_copies_of_a_review_are_kept_once(tmp_path):
+    """The 2018 files list one review under every variant of a product: keep its first copy only."""
+    import json
+
+    rng = np.random.default_rng(7)
+    records = []
+    for i in range(300):
+        user, time = f"U{rng.integers(20)}", int(rng.integers(5)) * 86400
+        text = ["", f"review {rng.integers(6)}"][int(rng.integers(1, 4) > 1)]  # a third have no text
+        records.append({"reviewerID": user, "asin": f"B{i % 17}", "overall": float(rng.integers(1, 6)),
+                        "unixReviewTime": time, "reviewText": text, "summary": "s"})
+    path = tmp_path / "All_Beauty_5.json"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # independent computation: first occurrence of each (user, time, text), every row without text
+    seen, expected = set(), []
+    for r in records:
+        key = (r["reviewerID"], r["unixReviewTime"], r["reviewText"])
+        if r["reviewText"] and key in seen:
+            continue
+        seen.add(key)
+        expected.append((r["reviewerID"], r["asin"], r["unixReviewTime"], r["reviewText"]))
+    df = parse_amazon_json(path)
+    assert len(expected) < len(records)  # the fixture has copies
+    assert list(zip(df["user"], df["item"], df["time"], df["text"])) == expected
+
+
 def test_amazon_corrupt_line_is_named(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"reviewerID": "x"}\n')
@@ -315,8 +341,9 @@ def test_per_user_holdout_and_candidates_exclude_positives():
 def test_real_dataset_counts(data_dir):
     df = load_reviews("amazon2014-instruments", data_dir)
     assert (len(df), df["user"].nunique(), df["item"].nunique()) == (10261, 1429, 900)
-    assert len(load_reviews("amazon2018-allbeauty", data_dir)) == 5269
-    assert len(load_reviews("amazon2018-giftcards", data_dir)) == 2972
+    # the files' 5269 and 2972 lines, less the copies of a review under other variants of a product
+    assert len(load_reviews("amazon2018-allbeauty", data_dir)) == 1383
+    assert len(load_reviews("amazon2018-giftcards", data_dir)) == 2160
     assert load_citeulike("citeulike-t", data_dir, min_user_likes=5).n_users == 5219
     assert sum(len(x) for x in load_citeulike("citeulike-a", data_dir).likes) == 204986
     m = load_mter("mter-cellphones", data_dir)

@@ -6,10 +6,11 @@ together with how many bytes of the file it has consumed, so :func:`collect` can
 bar over the file size (compressed bytes for gzip). Only the columns a run needs are parsed; the
 rest of each record is skipped by pyarrow.
 
-:func:`collect` applies a :class:`ReviewFilter` in three steps that never hold the reviews in
-pandas: the date range and ``max_reviews`` per batch while reading; then, on integer user/item
-codes, the per-user and per-item caps (first reviews in file order) and the k-core; only the kept
-rows are converted to a DataFrame at the end.
+:func:`collect` applies a :class:`ReviewFilter` in steps that never hold the reviews in pandas: the
+date range and ``max_reviews`` per batch while reading; then it drops copies of a review (the same
+user, time and non-empty text again, as the Amazon 2018 files list one review under every variant
+of a product); then, on integer user/item codes, the per-user and per-item caps (first reviews in
+file order) and the k-core; only the kept rows are converted to a DataFrame at the end.
 """
 
 from __future__ import annotations
@@ -286,10 +287,30 @@ def collect(batches: Batches, filt: ReviewFilter = ReviewFilter(), *, total_byte
         return pd.DataFrame(columns=REVIEW_COLUMNS)
     table = pa.Table.from_batches(kept)
     del kept  # the table alone holds the batches now, so the rows dropped below are freed
+    table = drop_review_copies(table)
     rows = _kept_rows(table, filt)
     if rows is not None:
         table = table.take(pa.array(rows))
     return table.to_pandas()
+
+
+def drop_review_copies(table: pa.Table) -> pa.Table:
+    """``table`` without the repeats of a review: a row whose user, time and non-empty text equal an
+    earlier row's (the first one, in file order, is kept; its item is the one the review stays with).
+
+    The Amazon 2018 5-core files list one review once per variant of a product (size, colour,
+    amount) under different product ids; kept, a random split puts copies of a test review into
+    the training data. Rows without text are never merged (two ratings at the same time are two
+    reviews).
+    """
+    text = table.column("text")
+    has_text = pc.fill_null(pc.greater(pc.utf8_length(text), 0), False)
+    keyed = pa.table({"user": table.column("user"), "time": table.column("time"), "text": text,
+                      "row": pa.array(np.arange(table.num_rows), pa.int64())}).filter(has_text)
+    first = keyed.group_by(["user", "time", "text"]).aggregate([("row", "min")]).column("row_min")
+    keep = ~np.asarray(has_text.to_numpy(zero_copy_only=False), bool)
+    keep[first.to_numpy()] = True
+    return table if keep.all() else table.filter(pa.array(keep))
 
 
 def _codes(col: pa.ChunkedArray) -> tuple[np.ndarray, int]:
