@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import pickle
 import shutil
@@ -52,8 +53,6 @@ def test_amazon_2014_and_2018_json_lines(tmp_path):
 
 def test_amazon_2018_variant_copies_of_a_review_are_kept_once(tmp_path):
     """The 2018 files list one review under every variant of a product: keep its first copy only."""
-    import json
-
     rng = np.random.default_rng(7)
     records = []
     for i in range(300):
