@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from xrec_core.data import (CorruptDataError, MissingDataError, check_dataset, load_citeulike, load_mter, load_peter,
@@ -73,6 +74,36 @@ def test_amazon_2018_variant_copies_of_a_review_are_kept_once(tmp_path):
     df = parse_amazon_json(path)
     assert len(expected) < len(records)  # the fixture has copies
     assert list(zip(df["user"], df["item"], df["time"], df["text"])) == expected
+
+
+def test_review_copies_table_counts_copies_and_the_core_left(tmp_path):
+    """The datasets page's table against counts computed here from the records written."""
+    from xrec_core.data.audit import review_copies_table
+
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(400):
+        user, item = f"U{rng.integers(120)}", f"B{rng.integers(30)}"
+        text = f"review {rng.integers(3)}"
+        records.append({"reviewerID": user, "asin": item, "overall": 5.0, "unixReviewTime": int(rng.integers(4)),
+                        "reviewText": text, "summary": "s"})
+    _write(tmp_path / "mine" / "All_Beauty_5.json", "".join(json.dumps(r) + "\n" for r in records).encode())
+    kept = pd.DataFrame(records).drop_duplicates(["reviewerID", "unixReviewTime", "reviewText"])
+    core = kept
+    while True:  # independent 3-core: drop users and items with fewer than 3 reviews until none is left
+        n_user = core.groupby("reviewerID")["asin"].transform("size")
+        n_item = core.groupby("asin")["reviewerID"].transform("size")
+        smaller = core[(n_user >= 3) & (n_item >= 3)]
+        if len(smaller) == len(core):
+            break
+        core = smaller
+    row = review_copies_table(["mine/All_Beauty_5.json"], tmp_path, k_core=3).iloc[0]
+    assert len(kept) < len(records) and 0 < len(core) < len(kept)  # the fixture has copies and a smaller core
+    assert (row["rows in file"], row["reviews kept"], row["users"], row["items"]) == (
+        len(records), len(kept), kept["reviewerID"].nunique(), kept["asin"].nunique())
+    assert row["copies dropped (%)"] == pytest.approx(100 * (1 - len(kept) / len(records)), abs=0.05)
+    assert (row["3-core: reviews"], row["3-core: users"], row["3-core: items"]) == (
+        len(core), core["reviewerID"].nunique(), core["asin"].nunique())
 
 
 def test_amazon_corrupt_line_is_named(tmp_path):

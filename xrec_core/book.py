@@ -70,9 +70,23 @@ def _datasets_page(generated: Path, data_dir: str | os.PathLike | None) -> None:
     try:
         table = status(data_dir)
     except Exception as exc:  # the data folder is optional for a book build
-        atomic_write_text(generated / "datasets_status.md", f"```{{note}}\nNo data folder: {exc}\n```\n")
+        for page in ("datasets_status.md", "review_copies.md"):
+            atomic_write_text(generated / page, f"```{{note}}\nNo data folder: {exc}\n```\n")
         return
     atomic_write_text(generated / "datasets_status.md", _html_table(table))
+    _review_copies_page(table, generated, data_dir)
+
+
+def _review_copies_page(table: pd.DataFrame, generated: Path, data_dir: str | os.PathLike | None) -> None:
+    """What dropping copied reviews leaves of each present Amazon file of the registry (see data.audit)."""
+    from .data.audit import review_copies_table
+    from .data.registry import DATASETS
+
+    names = [name for name, present in zip(table["dataset"], table["present"])
+             if present and name in DATASETS and DATASETS[name].kind == "amazon"]
+    text = (_html_table(review_copies_table(names, data_dir)) if names
+            else "```{note}\nNo Amazon review file in the data folder of this build.\n```\n")
+    atomic_write_text(generated / "review_copies.md", text)
 
 
 def _records_page(records: list[dict], prefix: str, generated: Path, name: str) -> None:
