@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from . import load_reviews
+from . import load_reviews, stats
 from .sources import resolve
 from .stream import amazon_batches
 
@@ -45,7 +45,7 @@ def review_copies_table(names: Sequence[str], data_dir: str | os.PathLike | None
     rows = []
     for name in names:
         kept = load_reviews(name, data_dir, progress=False)
-        core = load_reviews(f"{name}#k_core={k_core}", data_dir, progress=False)
+        core = stats.k_core(kept, k_core)
         in_file = rows_in_file(name, data_dir)
         rows.append({
             "dataset": name, "rows in file": in_file, "reviews kept": len(kept),
